@@ -1,0 +1,41 @@
+"""Face detection and tracking: frames in, one ``FaceFrame`` (the box to re-sync) per frame out.
+
+``create_detector`` builds a detector (``auto`` picks the best one available offline);
+``FaceTracker`` turns per-frame detections into padded, smoothed boxes exactly as the reference
+Wav2Lip does, streaming; ``run_detection`` ties the two over an iterable of frames;
+``fixed_box_track`` is the reference's ``--box`` (no detection).
+"""
+
+from __future__ import annotations
+
+from ._download import REGISTRY, RemoteFile, download, ensure_file
+from .detectors import (
+    DETECT_MAX_SIDE,
+    FaceDetector,
+    InsightFaceDetector,
+    YuFaceDetector,
+    YuNetDetector,
+    available_detectors,
+    create_detector,
+    default_models_dir,
+)
+from .track import FaceTracker, fixed_box_track, run_detection, smooth_boxes_reference
+
+__all__ = [
+    "DETECT_MAX_SIDE",
+    "REGISTRY",
+    "FaceDetector",
+    "FaceTracker",
+    "InsightFaceDetector",
+    "RemoteFile",
+    "YuFaceDetector",
+    "YuNetDetector",
+    "available_detectors",
+    "create_detector",
+    "default_models_dir",
+    "download",
+    "ensure_file",
+    "fixed_box_track",
+    "run_detection",
+    "smooth_boxes_reference",
+]

@@ -1,0 +1,129 @@
+"""Fetch a small model file once, safely, into a models folder.
+
+Why this exists: the YuNet face detector (~230 KB, MIT) is not shipped with the package; it is
+downloaded on first use. A download must never leave a half-written or tampered file under the
+final name (the next run would trust it), so it goes to a temporary file in the target folder,
+is checked against a known sha256, and is renamed into place atomically (``os.replace``).
+
+Offline machines get one sentence that says which file, from where, and where to put it by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import ModelError
+
+__all__ = ["REGISTRY", "RemoteFile", "download", "ensure_file"]
+
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file the library may fetch: where from, what it must hash to, and under which licence."""
+
+    filename: str
+    url: str
+    sha256: str | None
+    """Expected hex digest; None only for files whose digest is not pinned (then not checked)."""
+    size: int | None
+    license: str
+
+
+REGISTRY: dict[str, RemoteFile] = {
+    # Digest and size from the Git LFS pointer of opencv_zoo's file (one version since
+    # "update yunet to v2", June 2023). The model is MIT licensed (libfacedetection.train).
+    "yunet_2023mar": RemoteFile(
+        filename="face_detection_yunet_2023mar.onnx",
+        url=(
+            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+            "face_detection_yunet_2023mar.onnx"
+        ),
+        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        size=232589,
+        license="MIT",
+    ),
+}
+
+
+def ensure_file(key: str, folder: str | os.PathLike[str]) -> Path:
+    """The local path of registry file ``key`` in ``folder``, downloading it if it is absent.
+
+    An existing file is trusted when its size matches (hashing on every start is not worth it
+    for files that were verified when they were written).
+    """
+    if key not in REGISTRY:
+        raise ModelError(f"Unknown model file {key!r}; known: {', '.join(sorted(REGISTRY))}.")
+    spec = REGISTRY[key]
+    dest = Path(folder).expanduser() / spec.filename
+    if dest.is_file() and (spec.size is None or dest.stat().st_size == spec.size):
+        return dest
+    return download(spec.url, dest, sha256=spec.sha256)
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, checking ``sha256`` when given.
+
+    The bytes go to a temporary file next to ``dest`` (same filesystem, so the final rename is
+    atomic); on any failure the temporary file is removed and ``dest`` is left as it was.
+    Raises ModelError naming the file, the URL and where to put the file by hand.
+    """
+    target = Path(dest).expanduser()
+    by_hand = f"download it by hand from {url} and save it as {target}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+    except OSError as exc:
+        raise ModelError(
+            f"Cannot write {target.name} into {target.parent} ({exc}); {by_hand}."
+        ) from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _copy_url(url, out, timeout, target, by_hand)
+        if sha256 is not None and digest != sha256.lower():
+            raise ModelError(
+                f"The download of {target.name} from {url} has sha256 {digest}, expected "
+                f"{sha256.lower()}, so it was not kept; retry later or {by_hand}."
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _copy_url(url: str, out: BinaryIO, timeout: float, target: Path, by_hand: str) -> str:
+    """Stream ``url`` into the open file ``out``; return the sha256 hex digest of the bytes."""
+    hasher = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed URLs)
+            while chunk := response.read(_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        raise ModelError(
+            f"Could not download {target.name}: {url} answered HTTP {exc.code}; {by_hand}."
+        ) from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ModelError(
+            f"Could not download {target.name} from {url} ({reason}; is this machine offline?); "
+            f"{by_hand}."
+        ) from exc
+    return hasher.hexdigest()
