@@ -1,0 +1,268 @@
+"""Video in and out: probe a file, stream its frames upright, write the result atomically.
+
+Reading decodes one frame at a time with PyAV (never the whole video in memory) and yields
+upright RGB uint8 frames: the display matrix of phone videos is applied here, once, so every
+later stage sees faces the right way up. Still images (.png .jpg .jpeg .webp .bmp) are videos
+of one frame. Every failure to read becomes a ``VideoError`` whose one sentence names the
+file, what is wrong with it and what to do; FFmpeg's own exception is chained, not shown.
+
+Writing lives in ``lipsync._encode`` (``VideoWriter``) and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ._encode import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    TEMP_MARKER,
+    VideoWriter,
+    cleanup_stale_temp_files,
+)
+from .errors import VideoError
+from .types import Frame, VideoInfo
+
+__all__ = [
+    "DEFAULT_CRF",
+    "DEFAULT_PRESET",
+    "DEFAULT_STILL_FPS",
+    "STILL_SUFFIXES",
+    "TEMP_MARKER",
+    "VideoWriter",
+    "cleanup_stale_temp_files",
+    "is_still_image",
+    "iter_frames",
+    "probe",
+]
+
+STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+DEFAULT_STILL_FPS = Fraction(25)
+_REDO = "re-export or re-download it (MP4/H.264 is the safest choice)"
+
+
+def is_still_image(path: str | os.PathLike[str]) -> bool:
+    """True for the file types read as a one-frame video (by extension, case-insensitive)."""
+    return Path(path).suffix.lower() in STILL_SUFFIXES
+
+
+def _error(path: str, problem: str, advice: str) -> VideoError:
+    kind = "image" if is_still_image(path) else "video"
+    return VideoError(f"Cannot read the {kind} {path}: {problem}; {advice}.")
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's short explanation without the errno and file name PyAV wraps around it."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _check_file(path: str | os.PathLike[str]) -> str:
+    """Catch the common mistakes with a precise message before FFmpeg gives a vague one."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise _error(name, "the file does not exist", "check the path and the file name")
+    if os.path.isdir(name):
+        raise _error(name, "it is a folder, not a file", "give the path of a video or image file")
+    if os.path.getsize(name) == 0:
+        raise _error(name, "the file is empty (0 bytes)", _REDO)
+    return name
+
+
+def _read_still(path: str) -> Frame:
+    """Decode an image to RGB uint8 (H, W, 3).
+
+    ``np.fromfile`` + ``imdecode`` work with non-ASCII paths on Windows, unlike ``imread``.
+    ``IMREAD_COLOR`` (not ``IMREAD_UNCHANGED``) because it applies the EXIF orientation of
+    phone photos, and it also turns grey, palette, alpha (dropped, like ComfyUI's LoadImage)
+    and 16-bit images into 8-bit BGR for us.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except OSError as exc:
+        raise _error(path, f"the file cannot be read ({exc.strerror})", "check its permissions") from exc
+    except cv2.error as exc:
+        raise _error(path, "OpenCV cannot decode this image", "re-save it as PNG or JPEG") from exc
+    if image is None:
+        problem = "it is not an image OpenCV can decode (corrupt or another format)"
+        raise _error(path, problem, "re-save it as PNG or JPEG")
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def _open(path: str) -> av.container.InputContainer:
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        problem = f"FFmpeg cannot open it ({_reason(exc)}), so it is corrupt, incomplete or not a video"
+        raise _error(path, problem, _REDO) from exc
+
+
+def _video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:
+    """The first real video stream (cover art in music files does not count)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    what = "audio but no video" if container.streams.audio else "no video stream"
+    raise _error(path, f"the file contains {what}", "give a video or an image of the face")
+
+
+def _decoded(container: av.container.InputContainer, stream: av.VideoStream, path: str) -> Iterator[av.VideoFrame]:
+    """Every frame of ``stream`` in display order; a damaged or cut-off file raises VideoError.
+
+    FFmpeg does not always raise on a truncated file: with threaded decoding a half packet
+    decodes silently, and a cut on a packet boundary just ends the stream. So two more checks:
+    the last packet flagged corrupt (a short read), and, for MP4/MOV whose sample table lists
+    every frame, fewer packets than listed. The demuxer's index is used rather than
+    ``stream.frames``: an edit list (a trimmed clip) drops entries from the index but not from
+    ``frames``, and would look truncated.
+    """
+    entries = getattr(stream, "index_entries", None)  # not in older PyAV: check skipped
+    declared = len(entries) if entries is not None and "mp4" in container.format.name else 0
+    packets = decoded = 0
+    last_corrupt = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                packets += 1
+                last_corrupt = packet.is_corrupt
+            for frame in packet.decode():
+                decoded += 1
+                yield frame
+    except av.FFmpegError as exc:
+        problem = f"decoding failed after {decoded} frames ({_reason(exc)}), so the file is damaged or cut off"
+        raise _error(path, problem, _REDO) from exc
+    if packets < declared:
+        problem = f"the file ends after {packets} of the {declared} frames its header lists (it is cut off)"
+        raise _error(path, problem, _REDO)
+    if last_corrupt:
+        raise _error(path, f"the file is cut off in the middle of frame {packets}", _REDO)
+
+
+def _frame_rate(stream: av.VideoStream) -> Fraction:
+    """The exact rate (e.g. 30000/1001): the average rate, else FFmpeg's guess, else 25."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate)
+    return DEFAULT_STILL_FPS
+
+
+def _tag_seconds(value: str | None) -> float:
+    """Matroska's per-stream ``DURATION`` tag ("HH:MM:SS.nnnnnnnnn") in seconds, 0 if absent."""
+    try:
+        hours, minutes, seconds = (value or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
+
+
+def _duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """The video stream's own duration when known; the container's (which may include a
+    longer audio track) only as a last resort."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tagged = _tag_seconds(stream.metadata.get("DURATION"))
+    if tagged > 0:
+        return tagged
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _clockwise(rotation: int) -> int:
+    """PyAV's counter-clockwise display angle as the clockwise 0/90/180/270 of the old tag."""
+    return (-round(rotation / 90) * 90) % 360
+
+
+def _upright(rgb: np.ndarray, rotation: int) -> Frame:
+    """Apply the display rotation (counter-clockwise degrees, as ``VideoFrame.rotation``).
+
+    Flips in the display matrix (mirrored front cameras) are rare and are not applied.
+    """
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+
+
+def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_FPS) -> VideoInfo:
+    """Read what a video or still image holds, decoding at most its first frame.
+
+    The first frame is decoded because FFmpeg only hands the rotation to PyAV on decoded
+    frames, and it proves the file is readable early. ``rotation`` is the clockwise turn
+    (0/90/180/270, the old ``rotate`` tag) that makes the stored frames upright; ``width`` and
+    ``height`` are after it. ``fps`` only applies to still images.
+    """
+    name = _check_file(path)
+    if is_still_image(name):
+        image = _read_still(name)
+        rate = Fraction(fps)
+        return VideoInfo(
+            path=name, width=image.shape[1], height=image.shape[0], fps=rate, frame_count=1,
+            duration=float(1 / rate), codec=Path(name).suffix.lower().lstrip("."), is_still=True,
+        )
+    with _open(name) as container:
+        stream = _video_stream(container, name)
+        rate = _frame_rate(stream)
+        duration = _duration(container, stream)
+        frames = _decoded(container, stream, name)
+        first = next(frames, None)
+        frames.close()
+        if first is None:
+            raise _error(name, "it contains no decodable video frame", _REDO)
+        count = stream.frames or round(duration * rate)
+        rotation = _clockwise(first.rotation)
+        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        return VideoInfo(
+            path=name, width=width, height=height, fps=rate, frame_count=int(count),
+            duration=duration or float(count / rate), rotation=rotation,
+            has_audio=bool(container.streams.audio), codec=stream.codec_context.name, is_still=False,
+        )
+
+
+def _check_selection(frame_load_cap: int, skip_first_frames: int, select_every_nth: int) -> None:
+    if frame_load_cap < 0 or skip_first_frames < 0 or select_every_nth < 1:
+        raise ValueError(
+            "frame_load_cap and skip_first_frames must be >= 0 and select_every_nth >= 1, got "
+            f"{frame_load_cap}, {skip_first_frames}, {select_every_nth}"
+        )
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    *,
+    frame_load_cap: int = 0,
+    skip_first_frames: int = 0,
+    select_every_nth: int = 1,
+) -> Iterator[Frame]:
+    """Yield upright RGB uint8 frames one at a time (VideoHelperSuite's selection rules).
+
+    Skip the first ``skip_first_frames`` frames, then keep every ``select_every_nth``-th one,
+    and stop after ``frame_load_cap`` kept frames (0: no cap). Decoding stops as soon as the
+    cap is reached, so a short preview of a long video is cheap. A still image is one frame.
+    """
+    _check_selection(frame_load_cap, skip_first_frames, select_every_nth)
+    name = _check_file(path)
+    if is_still_image(name):
+        if skip_first_frames == 0:
+            yield _read_still(name)
+        return
+    kept = 0
+    with _open(name) as container:
+        stream = _video_stream(container, name)
+        stream.thread_type = "AUTO"
+        frames = _decoded(container, stream, name)
+        try:
+            for index, frame in enumerate(frames):
+                if index < skip_first_frames or (index - skip_first_frames) % select_every_nth:
+                    continue
+                yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                kept += 1
+                if kept == frame_load_cap:
+                    return
+        finally:
+            frames.close()
