@@ -1,0 +1,73 @@
+"""lipsync: Wav2Lip lip-sync as a library — the engine behind the ReSync ComfyUI node pack.
+
+Importing the package is cheap: the heavy modules (torch, OpenCV, PyAV) load on first use of
+the names that need them.
+
+    from lipsync import LipSyncOptions, lipsync_video, load_generator
+    gen = load_generator("models/wav2lip/wav2lip_gan.pth")
+    lipsync_video("talk.mp4", "new_voice.wav", "out.mp4", gen, LipSyncOptions())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    AudioError,
+    Cancelled,
+    DependencyError,
+    FaceNotFoundError,
+    InputError,
+    LipSyncError,
+    ModelError,
+    OutputError,
+    VideoError,
+)
+from .types import Box, Detection, FaceFrame, VideoInfo, Waveform
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "LipSyncOptions": "pipeline",
+    "LipSyncResult": "pipeline",
+    "lipsync_video": "pipeline",
+    "prepare_audio": "pipeline",
+    "load_generator": "inference",
+    "load_audio": "audio",
+    "probe": "video",
+    "iter_frames": "video",
+    "VideoWriter": "video",
+    "create_detector": "faces",
+    "convert_to_safetensors": "checkpoint",
+}
+
+__all__ = sorted(
+    [
+        "AudioError",
+        "Box",
+        "Cancelled",
+        "DependencyError",
+        "Detection",
+        "FaceFrame",
+        "FaceNotFoundError",
+        "InputError",
+        "LipSyncError",
+        "ModelError",
+        "OutputError",
+        "VideoError",
+        "VideoInfo",
+        "Waveform",
+        "__version__",
+        *_LAZY,
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lipsync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

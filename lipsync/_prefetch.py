@@ -1,0 +1,128 @@
+"""Running one pipeline stage in a background thread, so decoding, detection and encoding overlap
+with the network (torch, PyAV and the detectors release the GIL while they compute).
+
+Both helpers keep a small bounded queue, so memory stays flat, and hand errors back to the
+caller's thread: an exception in the worker is raised where the caller next touches the stage.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+__all__ = ["BackgroundConsumer", "prefetch"]
+
+T = TypeVar("T")
+
+_DONE = object()
+_POLL_S = 0.1
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(source: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """Yield the items of ``source``, produced ahead by a worker thread (at most ``depth`` ahead).
+
+    Closing the returned generator (or abandoning it on an exception) stops the worker.
+    """
+    items: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer's thread, re-raised there
+            put(_Failure(exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    worker = threading.Thread(target=work, name="lipsync-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
+
+
+class BackgroundConsumer(Generic[T]):
+    """Feed items to ``consume`` in a worker thread; ``put`` blocks when ``depth`` are waiting.
+
+    ``finish()`` waits for the queue to drain and re-raises the worker's exception, if any;
+    ``cancel()`` drops what is queued and stops the worker.
+    """
+
+    def __init__(self, consume: Callable[[T], None], depth: int = 8) -> None:
+        self._consume = consume
+        self._items: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="lipsync-consumer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._items.get()
+            if item is _DONE or self._cancelled.is_set():
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._consume(item)  # type: ignore[arg-type]
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: T) -> None:
+        self._raise_if_failed()
+        while True:
+            try:
+                self._items.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+                if not self._thread.is_alive():
+                    raise RuntimeError("the background consumer stopped unexpectedly") from None
+
+    def finish(self) -> None:
+        self._items.put(_DONE)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        while True:
+            try:
+                self._items.get_nowait()
+            except queue.Empty:
+                break
+        self._items.put(_DONE)
+        self._thread.join()

@@ -1,0 +1,177 @@
+"""Command line: ``python -m lipsync VIDEO AUDIO -o OUT.mp4`` and subcommands.
+
+argparse cannot mix subcommands with the VIDEO AUDIO positionals, so the first word decides:
+``convert`` (a checkpoint to .safetensors), ``batch`` (many jobs), anything else is the main job.
+Exit status 0 only when the output was written; otherwise one line on stderr and 1 (2 for bad
+usage, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .errors import LipSyncError, ModelError
+from .types import Box, choices, CompositeMode, DetectorName, FaceChoice, LengthPolicy, MissingFacePolicy
+
+__all__ = ["find_checkpoint", "main"]
+
+CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth", "wav2lip_gan.safetensors", "wav2lip.safetensors")
+
+
+def models_dirs() -> list[Path]:
+    """Where checkpoints are looked for: $LIPSYNC_MODELS, ./models, and a ComfyUI next door."""
+    dirs = []
+    if os.environ.get("LIPSYNC_MODELS"):
+        dirs.append(Path(os.environ["LIPSYNC_MODELS"]))
+    dirs.append(Path.cwd() / "models")
+    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def find_checkpoint(explicit: str | None) -> Path:
+    """The checkpoint to use: ``explicit``, else a known name in a models/wav2lip folder."""
+    from .checkpoint import CHECKPOINT_HELP
+
+    if explicit:
+        return Path(explicit)
+    searched = []
+    for base in models_dirs():
+        folder = base / "wav2lip"
+        searched.append(str(folder))
+        for name in CHECKPOINT_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+        others = sorted(p for p in folder.glob("*") if p.suffix in (".pth", ".safetensors", ".onnx")) if folder.is_dir() else []
+        if others:
+            return others[0]
+    raise ModelError(f"No Wav2Lip checkpoint found (looked in {', '.join(searched)}). {CHECKPOINT_HELP}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lipsync",
+        description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip. Other commands: "
+        "'python -m lipsync convert CKPT' (to .safetensors).",
+    )
+    p.add_argument("video", help="video file (mp4, mov, mkv, webm, ...) or a still image (png, jpg, webp)")
+    p.add_argument("audio", help="audio file (wav, mp3, flac, m4a, ogg, opus, or a video's audio track)")
+    p.add_argument("-o", "--output", required=True, help="output file: .mp4 (H.264 + AAC), or .mkv with --lossless")
+    p.add_argument("--checkpoint", help="Wav2Lip weights (.pth, .safetensors, .onnx); default: models/wav2lip/")
+    p.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="fixed face box in pixels; skips detection (as the original)")
+    p.add_argument("--reference", action="store_true", help="behave exactly like the original inference.py (hard box paste, loop, drops the audio's last frames)")
+    p.add_argument("--mode", choices=choices(CompositeMode), default="mouth", help="mouth: only the lower face changes (default); reference: paste the whole box")
+    p.add_argument("--batch-size", type=int, default=8, help="faces per model call (default 8, the fastest on CPU)")
+    p.add_argument("--detector", choices=choices(DetectorName), default="auto", help="face detector (default: the best available)")
+    p.add_argument("--pads", nargs=4, type=int, default=(0, 10, 0, 0), metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="grow the detected box by these pixels (default 0 10 0 0)")
+    p.add_argument("--face", choices=choices(FaceChoice), default="largest", help="which face when there are several")
+    p.add_argument("--face-index", type=int, default=0, help="with --face index: 0 = leftmost")
+    p.add_argument("--missing-face", choices=choices(MissingFacePolicy), default="passthrough", help="frames without a face: keep them as they are (default), hold the last box, interpolate, or fail")
+    p.add_argument("--detect-every", type=int, default=1, help="run the detector on every k-th frame and interpolate between (faster)")
+    p.add_argument("--length-policy", choices=choices(LengthPolicy), default="auto", help="audio and video of different length: auto = trim if the audio is shorter, ping-pong if longer")
+    p.add_argument("--audio-offset", type=float, default=0.0, metavar="MS", help="shift the sync in milliseconds (positive: the mouth moves later)")
+    p.add_argument("--fps", type=float, help="frame rate for a still image (default 25) or to override the file's")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--fp16", action="store_true", help="half precision (GPU only)")
+    p.add_argument("--lossless", action="store_true", help="FFV1 RGB in .mkv: bit-exact frames")
+    p.add_argument("--models-dir", help="folder for face-detector models (default: models/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream, self.enabled, self.t0 = stream, enabled and stream.isatty(), time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        rate = done / max(time.perf_counter() - self.t0, 1e-6)
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {rate:5.1f} fps")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def _run_job(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    from .inference import load_generator
+    from .pipeline import LipSyncOptions, lipsync_video
+
+    output = Path(args.output)
+    if args.lossless and output.suffix.lower() != ".mkv":
+        raise LipSyncError(f"--lossless writes FFV1 into Matroska: name the output .mkv, not {output.name}.")
+    opts = LipSyncOptions(
+        mode="reference" if args.reference else args.mode,
+        reference=args.reference,
+        batch_size=args.batch_size,
+        box=Box(*args.box) if args.box else None,
+        detector=args.detector,
+        models_dir=args.models_dir,
+        pads=tuple(args.pads),
+        face_choice=args.face,
+        face_index=args.face_index,
+        missing_face=args.missing_face,
+        detect_every=args.detect_every,
+        length_policy="loop" if args.reference else args.length_policy,
+        audio_offset_ms=args.audio_offset,
+        fps=args.fps,
+        lossless=args.lossless,
+    ).validated()
+    import torch
+
+    generator = load_generator(find_checkpoint(args.checkpoint), args.device, torch.float16 if args.fp16 else None)
+    bar = _Progress(sys.stderr, not args.quiet)
+    try:
+        result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(
+            f"wrote {result.output} ({result.frames} frames at {float(result.fps):g} fps, "
+            f"{result.duration:.2f} s; face in {result.frames_with_face}; detector: {result.detector}; "
+            f"{result.seconds:.1f} s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_convert(argv: Sequence[str]) -> int:
+    from .checkpoint import convert_to_safetensors
+
+    p = argparse.ArgumentParser(prog="python -m lipsync convert", description="Convert a Wav2Lip .pth to .safetensors (weights only, ~145 MB).")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", help="default: the same name with .safetensors")
+    args = p.parse_args(argv)
+    target = convert_to_safetensors(args.checkpoint, args.output)
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"convert": _run_convert}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(argv[0]) if argv else None
+    run = command or _run_job
+    rest = argv[1:] if command else argv
+    try:
+        return run(rest)
+    except LipSyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: no output was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,80 @@
+"""From frames + face boxes + mel windows to generated 96×96 faces: the one preprocessing path.
+
+Every compositing mode goes through these functions, so the network sees exactly the same
+inputs whichever way its output is pasted back (a test checks it). The reference order of
+operations is kept bit for bit:
+
+1. crop ``frame[top:bottom, left:right]`` and resize to 96×96 with ``cv2.resize`` (bilinear);
+2. swap RGB → BGR (the weights were trained on OpenCV's BGR frames; resizing is per channel,
+   so swapping after the resize gives the same bytes as swapping before);
+3. a copy with rows 48–95 zeroed, concatenated before the unmasked copy → 6 channels;
+4. ``/ 255.`` in float64, then float32 (the reference's numpy → ``torch.FloatTensor`` route;
+   a lookup table gives the same values without the float64 temporaries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .inference import Generator
+from .model import IMG_SIZE
+from .types import Box, Frame
+
+__all__ = [
+    "crop_faces",
+    "model_inputs",
+    "predict",
+    "to_uint8_reference",
+]
+
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+
+# float32(i / 255.) computed in float64 first, as the reference does.
+_TO_UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+
+
+def crop_faces(frames: Sequence[Frame], boxes: Sequence[Box]) -> U8:
+    """(B, 96, 96, 3) uint8 **BGR** crops of ``frames`` (RGB) at ``boxes``."""
+    out = np.empty((len(frames), IMG_SIZE, IMG_SIZE, 3), dtype=np.uint8)
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
+        crop = frame[box.top : box.bottom, box.left : box.right]
+        resized = cv2.resize(crop, (IMG_SIZE, IMG_SIZE))
+        out[i] = resized[:, :, ::-1]
+    return out
+
+
+def model_inputs(crops_bgr: U8) -> F32:
+    """(B, 6, 96, 96) float32: lower-half-masked crop, then the crop, scaled to [0, 1]."""
+    n = crops_bgr.shape[0]
+    faces = np.empty((n, 6, IMG_SIZE, IMG_SIZE), dtype=np.float32)
+    unit = _TO_UNIT[crops_bgr].transpose(0, 3, 1, 2)  # (B, 3, 96, 96)
+    faces[:, :3] = unit
+    faces[:, :3, IMG_SIZE // 2 :, :] = 0.0
+    faces[:, 3:] = unit
+    return faces
+
+
+def predict(generator: Generator, mel: F32, crops_bgr: U8, batch_size: int) -> F32:
+    """Run the network over ``crops_bgr`` (B, 96, 96, 3) with ``mel`` (B, 80, 16) in batches.
+
+    Returns (B, 3, 96, 96) float32 BGR in [0, 1].
+    """
+    if len(mel) != len(crops_bgr):
+        raise ValueError(f"{len(mel)} mel windows for {len(crops_bgr)} faces")
+    faces = model_inputs(crops_bgr)
+    parts = [
+        generator(mel[i : i + batch_size], faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)
+    ]
+    if not parts:
+        return np.empty((0, 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def to_uint8_reference(pred: F32) -> U8:
+    """The reference's ``(pred.transpose(0, 2, 3, 1) * 255.).astype(np.uint8)``: BGR, truncated."""
+    return (pred.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)

@@ -1,0 +1,143 @@
+"""Running the Wav2Lip network: a small ``Generator`` interface with a torch and an ONNX backend.
+
+Both take numpy arrays and give numpy arrays, so the pipeline does not care which one runs:
+``generator(mel (B, 80, 16) float32, faces (B, 6, 96, 96) float32) -> (B, 3, 96, 96) float32``
+(BGR, [0, 1]).
+
+The torch backend reads its device and dtype from the module's parameters on every call, so a
+host that moves the module between devices (ComfyUI's model manager) is simply followed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
+from .errors import InputError, ModelError
+from .model import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
+
+__all__ = [
+    "Generator",
+    "OnnxGenerator",
+    "TorchGenerator",
+    "build_module",
+    "load_generator",
+    "resolve_device",
+]
+
+F32 = npt.NDArray[np.float32]
+
+
+class Generator(Protocol):
+    name: str
+
+    def __call__(self, mel: F32, faces: F32) -> F32: ...
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → cuda, then mps, then cpu. A device that is not there → InputError."""
+    if isinstance(device, torch.device):
+        return device
+    name = device.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"Device {device!r} asked for, but this torch has no CUDA device; use --device cpu.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"Device {device!r} asked for, but MPS is not available here; use --device cpu.")
+    return dev
+
+
+def build_module(state: dict[str, torch.Tensor]) -> Wav2Lip:
+    """A Wav2Lip module in eval mode holding ``state`` (fp16 weights are widened to fp32)."""
+    module = Wav2Lip()
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return module.eval().requires_grad_(False)
+
+
+class TorchGenerator:
+    """The network through torch, on whatever device/dtype the module currently sits."""
+
+    def __init__(self, module: Wav2Lip, name: str = "wav2lip") -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, mel: F32, faces: F32) -> F32:
+        param = next(self.module.parameters())
+        device, dtype = param.device, param.dtype
+        mel_t = torch.from_numpy(np.ascontiguousarray(mel)).reshape(-1, 1, NUM_MELS, MEL_STEP)
+        faces_t = torch.from_numpy(np.ascontiguousarray(faces))
+        with torch.inference_mode():
+            out = self.module(mel_t.to(device, dtype), faces_t.to(device, dtype))
+        return out.float().cpu().numpy()
+
+
+class OnnxGenerator:
+    """An ONNX conversion of Wav2Lip 96 (e.g. ``wav2lip_gan_96.onnx``) through onnxruntime.
+
+    Conversions name their inputs differently; the face input is the one with 6 channels, the
+    other one is the mel window.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], device: torch.device) -> None:
+        ort = require_onnxruntime()
+        p = Path(path)
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(p), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ModelError(f"Cannot load {p.name} with onnxruntime: {str(exc).splitlines()[0]}") from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 2:
+            raise ModelError(f"{p.name} has {len(inputs)} inputs; a Wav2Lip ONNX model has 2 (mel, face).")
+        face = [i for i in inputs if len(i.shape) == 4 and i.shape[1] == 6]
+        if len(face) != 1:
+            shapes = ", ".join(f"{i.name}{i.shape}" for i in inputs)
+            raise ModelError(f"{p.name} does not look like Wav2Lip 96 (inputs {shapes}; expected one of (B, 6, 96, 96)).")
+        self._face_name = face[0].name
+        self._mel_name = next(i.name for i in inputs if i.name != self._face_name)
+        if face[0].shape[2] not in (IMG_SIZE, "height", None) and isinstance(face[0].shape[2], int):
+            raise ModelError(f"{p.name} takes {face[0].shape[2]}px faces; only 96px Wav2Lip is supported.")
+        self.name = p.stem
+
+    def __call__(self, mel: F32, faces: F32) -> F32:
+        mel4 = np.ascontiguousarray(mel, dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP)
+        out = self.session.run(None, {self._mel_name: mel4, self._face_name: np.ascontiguousarray(faces, dtype=np.float32)})
+        return np.asarray(out[0], dtype=np.float32)
+
+
+def load_generator(
+    path: str | os.PathLike[str], device: str | torch.device = "auto", dtype: torch.dtype | None = None
+) -> Generator:
+    """Load a checkpoint (.pth/.pt/.safetensors via torch, .onnx via onnxruntime) ready to run.
+
+    ``dtype`` defaults to float32; float16 is offered on CUDA (the CPU has no fast fp16 convs).
+    """
+    dev = resolve_device(device)
+    if Path(path).suffix.lower() == ".onnx":
+        if not Path(path).is_file():
+            raise ModelError(f"Wav2Lip model not found: {path}. {CHECKPOINT_HELP}")
+        return OnnxGenerator(path, dev)
+    dtype = dtype or torch.float32
+    if dtype == torch.float16 and dev.type == "cpu":
+        raise InputError("float16 needs a GPU (cuda or mps); on the CPU use float32.")
+    module = build_module(read_state_dict(path)).to(dev, dtype)
+    return TorchGenerator(module, name=Path(path).stem)
+

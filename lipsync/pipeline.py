@@ -1,0 +1,287 @@
+"""The whole job, streaming: video + audio → a re-synced video file.
+
+    decode ─► length policy ─► detect + track ─► chunk ─► crop 96 ─► Wav2Lip ─► composite ─► encode
+
+Frames flow through in chunks of a few model batches, so memory does not grow with the video's
+length: what is held at any time is one chunk, the tracker's short look-ahead, and the mel
+spectrogram of the audio (about 90 MB for two hours). ``progress(done, total)`` is called after
+every chunk and ``should_stop()`` before it; stopping raises ``Cancelled`` and the output file is
+never created (the writer renames its temporary file only on success).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from . import audio as audio_mod
+from .composite import Resampler, paste_mouth, paste_reference
+from .errors import Cancelled, InputError
+from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
+from .generate import crop_faces, predict, to_uint8_reference
+from .inference import Generator
+from ._prefetch import BackgroundConsumer, prefetch
+from .length import sequence_frames
+from .types import (
+    Box,
+    CompositeMode,
+    DetectorName,
+    FaceChoice,
+    FaceFrame,
+    Frame,
+    LengthPolicy,
+    MissingFacePolicy,
+    VideoInfo,
+    Waveform,
+)
+from .video import VideoWriter, iter_frames, probe
+
+__all__ = ["LipSyncOptions", "LipSyncResult", "PreparedAudio", "lipsync_video", "prepare_audio"]
+
+ProgressFn = Callable[[int, int], None]
+StopFn = Callable[[], bool]
+
+DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class LipSyncOptions:
+    """Every setting of a job. The defaults are the product's; ``reference=True`` switches to the
+    original Wav2Lip's behaviour wherever it differs (window rule, loop, hard paste)."""
+
+    mode: CompositeMode = "mouth"
+    reference: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    box: Box | None = None
+    detector: DetectorName = "auto"
+    models_dir: str | None = None
+    pads: tuple[int, int, int, int] = (0, 10, 0, 0)
+    smooth_window: int = 5
+    face_choice: FaceChoice = "largest"
+    face_index: int = 0
+    missing_face: MissingFacePolicy = "passthrough"
+    detect_every: int = 1
+    length_policy: LengthPolicy = "auto"
+    audio_offset_ms: float = 0.0
+    fps: float | None = None
+    feather: float = 0.15
+    resample: Resampler = "lanczos"
+    frame_load_cap: int = 0
+    skip_first_frames: int = 0
+    select_every_nth: int = 1
+    lossless: bool = False
+    chunk_batches: int = 4
+
+    def validated(self) -> LipSyncOptions:
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {self.batch_size}.")
+        if self.fps is not None and not (0.1 <= self.fps <= 240):
+            raise InputError(f"fps {self.fps} is out of range; use a value between 0.1 and 240.")
+        if self.detect_every < 1 or self.select_every_nth < 1:
+            raise InputError("detect_every and select_every_nth must be at least 1.")
+        if self.box is not None and not self.box.is_valid():
+            raise InputError(f"The face box {self.box.as_tuple()} is empty: give TOP BOTTOM LEFT RIGHT with TOP<BOTTOM and LEFT<RIGHT.")
+        if self.reference and self.mode != "reference":
+            return replace(self, mode="reference")
+        return self
+
+
+@dataclass
+class LipSyncResult:
+    output: Path
+    frames: int
+    fps: Fraction
+    duration: float
+    frames_with_face: int
+    detector: str
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """The audio as the model needs it, plus what the writer needs to mux the original."""
+
+    mel: np.ndarray
+    num_samples_16k: int
+    source: str | Waveform
+
+    def frame_count(self, fps: Fraction) -> int:
+        return audio_mod.frame_count_for_audio(self.num_samples_16k, fps)
+
+
+def prepare_audio(audio: str | os.PathLike[str] | Waveform) -> PreparedAudio:
+    """Load (any format), down-mix, resample to 16 kHz and compute the mel spectrogram."""
+    wave = audio if isinstance(audio, Waveform) else audio_mod.load_audio(audio)
+    wav16 = audio_mod.to_model_rate(wave)
+    source: str | Waveform = wave if isinstance(audio, Waveform) else os.fspath(audio)
+    return PreparedAudio(mel=audio_mod.melspectrogram(wav16), num_samples_16k=len(wav16), source=source)
+
+
+def _output_fps(info: VideoInfo, opts: LipSyncOptions) -> Fraction:
+    if opts.fps is not None:
+        return Fraction(opts.fps).limit_denominator(1001 * 1000)
+    return info.fps / opts.select_every_nth
+
+
+def _frame_opener(path: str, opts: LipSyncOptions) -> Callable[[int, int], Iterator[Frame]]:
+    """Source frames ``skip … skip+cap-1`` after the user's own frame selection."""
+
+    def open_frames(skip: int, cap: int) -> Iterator[Frame]:
+        user_cap = opts.frame_load_cap
+        if user_cap:
+            if skip >= user_cap:
+                return iter(())
+            cap = min(cap, user_cap - skip) if cap else user_cap - skip
+        return iter_frames(
+            path,
+            frame_load_cap=cap,
+            skip_first_frames=opts.skip_first_frames + skip * opts.select_every_nth,
+            select_every_nth=opts.select_every_nth,
+        )
+
+    return open_frames
+
+
+def _track(
+    frames: Iterable[Frame], info: VideoInfo, opts: LipSyncOptions, detector: FaceDetector | None
+) -> Iterator[tuple[Frame, FaceFrame]]:
+    if opts.box is not None:
+        face = fixed_box_track(opts.box, (info.height, info.width))
+        return ((f, face) for f in frames)
+    assert detector is not None
+    tracker = FaceTracker(
+        (info.height, info.width),
+        pads=opts.pads,
+        smooth_window=opts.smooth_window,
+        choice=opts.face_choice,
+        face_index=opts.face_index,
+        missing=opts.missing_face,
+    )
+    return run_detection(frames, detector, tracker, detect_every=opts.detect_every)
+
+
+def _chunks(items: Iterator[tuple[Frame, FaceFrame]], size: int) -> Iterator[list[tuple[Frame, FaceFrame]]]:
+    chunk: list[tuple[Frame, FaceFrame]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _generate_chunk(
+    chunk: list[tuple[Frame, FaceFrame]], mel: np.ndarray, generator: Generator, opts: LipSyncOptions
+) -> list[np.ndarray | None]:
+    """The generated face of each frame of ``chunk`` (None where there is no face)."""
+    with_face = [i for i, (_, face) in enumerate(chunk) if face.box is not None]
+    out: list[np.ndarray | None] = [None] * len(chunk)
+    if not with_face:
+        return out
+    crops = crop_faces([chunk[i][0] for i in with_face], [chunk[i][1].box for i in with_face])  # type: ignore[misc]
+    pred = predict(generator, mel[with_face], crops, opts.batch_size)
+    faces = to_uint8_reference(pred) if opts.mode == "reference" else pred
+    for k, i in enumerate(with_face):
+        out[i] = faces[k]
+    return out
+
+
+def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Frame, FaceFrame, np.ndarray | None]], None]:
+    """Paste one generated face into its frame and encode it (runs in the writer thread)."""
+
+    def composite_and_write(item: tuple[Frame, FaceFrame, np.ndarray | None]) -> None:
+        frame, face, generated = item
+        if generated is not None and face.box is not None:
+            if opts.mode == "reference":
+                frame = paste_reference(frame, generated, face.box)
+            else:
+                frame, _ = paste_mouth(
+                    frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample
+                )
+        writer.write(frame)
+
+    return composite_and_write
+
+
+def lipsync_video(
+    video: str | os.PathLike[str],
+    audio: str | os.PathLike[str] | Waveform | PreparedAudio,
+    output: str | os.PathLike[str],
+    generator: Generator,
+    options: LipSyncOptions | None = None,
+    *,
+    detector: FaceDetector | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> LipSyncResult:
+    """Re-sync the mouth in ``video`` to ``audio`` and write ``output`` (.mp4, or .mkv lossless).
+
+    The output covers the whole audio (the reference drops its last 3–4 frames) unless the
+    length policy is ``trim`` and the video is shorter. Nothing is written under ``output``
+    unless the job completes.
+    """
+    t0 = time.perf_counter()
+    opts = (options or LipSyncOptions()).validated()
+    video_path = os.fspath(video)
+    info = probe(video_path)
+    fps = _output_fps(info, opts)
+    prepared = audio if isinstance(audio, PreparedAudio) else prepare_audio(audio)
+
+    if opts.reference:
+        windows_all: np.ndarray | None = audio_mod.mel_windows(prepared.mel, fps, 0, reference=True)
+        n_out, policy = len(windows_all), "loop"
+    else:
+        windows_all, n_out, policy = None, prepared.frame_count(fps), opts.length_policy
+
+    if opts.box is None and detector is None:
+        detector = create_detector(opts.detector, models_dir=opts.models_dir)
+    frames = sequence_frames(_frame_opener(video_path, opts), n_out, policy)  # type: ignore[arg-type]
+    tracked = _track(frames, info, opts, detector)
+
+    done = with_face = 0
+    chunk_size = opts.batch_size * max(1, opts.chunk_batches)
+    with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless) as writer:
+        # Decode + detect run ahead in one thread, composite + encode behind in another, while
+        # this thread feeds the network.
+        items = prefetch(tracked, depth=chunk_size + 8)
+        sink = BackgroundConsumer(_compositor(opts, writer), depth=chunk_size)
+        try:
+            for chunk in _chunks(items, chunk_size):
+                if should_stop is not None and should_stop():
+                    raise Cancelled(f"Stopped after {done} of {n_out} frames; {Path(output).name} was not written.")
+                if windows_all is not None:
+                    mel = windows_all[done : done + len(chunk)]
+                else:
+                    mel = audio_mod.mel_windows(
+                        prepared.mel, fps, len(chunk), offset_ms=opts.audio_offset_ms, first_frame=done
+                    )
+                for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts)):
+                    sink.put((frame, face, generated))
+                with_face += sum(1 for _, face in chunk if face.box is not None)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, n_out)
+            sink.finish()
+        except BaseException:
+            sink.cancel()
+            items.close()
+            raise
+        if done == 0:
+            raise InputError(f"{Path(video_path).name} gave no frames to process.")
+    return LipSyncResult(
+        output=Path(output),
+        frames=done,
+        fps=fps,
+        duration=float(done / fps),
+        frames_with_face=with_face,
+        detector="fixed box" if opts.box is not None else getattr(detector, "name", "?"),
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,44 @@
+"""Shared test fixtures: where ../shared is, the reference checkpoint, small synthetic media."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("LIPSYNC_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+SHARED = shared_dir()
+FIXTURE = SHARED / "fixtures" / "wav2lip_reference"
+MEDIA = SHARED / "media"
+CHECKPOINT = FIXTURE / "random_wav2lip.pth"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data missing: {path} (set LIPSYNC_SHARED to the shared/ folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint() -> Path:
+    return need(CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def generator(checkpoint: Path):
+    from lipsync.inference import load_generator
+
+    return load_generator(checkpoint, "cpu")
+
+
+@pytest.fixture(scope="session")
+def expected():
+    import numpy as np
+
+    return dict(np.load(need(FIXTURE / "case_a" / "expected.npz")))
