@@ -25,23 +25,24 @@ CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth", "wav2lip_gan.safetensors",
 
 
 def models_dirs() -> list[Path]:
-    """Where checkpoints are looked for: $LIPSYNC_MODELS, ./models, and a ComfyUI next door."""
+    """Where checkpoints are looked for: $LIPSYNC_MODELS, ./models, and this checkout's models/."""
     dirs = []
     if os.environ.get("LIPSYNC_MODELS"):
-        dirs.append(Path(os.environ["LIPSYNC_MODELS"]))
+        dirs.append(Path(os.environ["LIPSYNC_MODELS"]).expanduser())
     dirs.append(Path.cwd() / "models")
     dirs.append(Path(__file__).resolve().parents[1] / "models")
     return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
-def find_checkpoint(explicit: str | None) -> Path:
+def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path:
     """The checkpoint to use: ``explicit``, else a known name in a models/wav2lip folder."""
     from .checkpoint import CHECKPOINT_HELP
 
     if explicit:
         return Path(explicit)
     searched = []
-    for base in models_dirs():
+    bases = ([Path(models_dir).expanduser().resolve()] if models_dir else []) + models_dirs()
+    for base in dict.fromkeys(bases):
         folder = base / "wav2lip"
         searched.append(str(folder))
         for name in CHECKPOINT_NAMES:
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lipsync",
         description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip. Other commands: "
-        "'python -m lipsync convert CKPT' (to .safetensors).",
+        "'python -m lipsync convert CKPT' (to .safetensors), 'python -m lipsync download' (fetch the weights).",
     )
     p.add_argument("video", help="video file (mp4, mov, mkv, webm, ...) or a still image (png, jpg, webp)")
     p.add_argument("audio", help="audio file (wav, mp3, flac, m4a, ogg, opus, or a video's audio track)")
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--fp16", action="store_true", help="half precision (GPU only)")
     p.add_argument("--lossless", action="store_true", help="FFV1 RGB in .mkv: bit-exact frames")
-    p.add_argument("--models-dir", help="folder for face-detector models (default: models/)")
+    p.add_argument("--models-dir", help="models folder: wav2lip/, facedetect/, insightface/ (default: $LIPSYNC_MODELS or ./models)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -131,7 +132,7 @@ def _run_job(argv: Sequence[str]) -> int:
     ).validated()
     import torch
 
-    generator = load_generator(find_checkpoint(args.checkpoint), args.device, torch.float16 if args.fp16 else None)
+    generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device, torch.float16 if args.fp16 else None)
     bar = _Progress(sys.stderr, not args.quiet)
     try:
         result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
@@ -159,7 +160,20 @@ def _run_convert(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"convert": _run_convert}
+def _run_download(argv: Sequence[str]) -> int:
+    from .weights import LICENCE_NOTE, WEIGHTS, fetch_wav2lip
+
+    p = argparse.ArgumentParser(prog="python -m lipsync download", description=f"Fetch published Wav2Lip weights into MODELS/wav2lip/. {LICENCE_NOTE}")
+    p.add_argument("name", nargs="?", default="wav2lip_gan", choices=list(WEIGHTS), help="which weights (default wav2lip_gan)")
+    p.add_argument("--models-dir", help="models folder (default: $LIPSYNC_MODELS or ./models)")
+    p.add_argument("--url", help="another source for the file")
+    args = p.parse_args(argv)
+    target = fetch_wav2lip(args.name, args.models_dir or models_dirs()[0], url=args.url)
+    print(f"ready: {target}. {LICENCE_NOTE}", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"convert": _run_convert, "download": _run_download}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

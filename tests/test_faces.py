@@ -28,7 +28,7 @@ from lipsync.faces import (
     run_detection,
     smooth_boxes_reference,
 )
-from lipsync.faces import _download
+from lipsync import _download
 from lipsync.types import Box, Detection, FaceFrame
 
 # --------------------------------------------------------------------------------------------

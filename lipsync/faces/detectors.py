@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DependencyError, InputError, LipSyncError, ModelError
 from ..types import Detection, DetectorName, Frame, choices
-from ._download import REGISTRY, ensure_file
+from .._download import REGISTRY, ensure_file
 
 __all__ = [
     "FaceDetector",
@@ -64,10 +64,14 @@ class FaceDetector(Protocol):
 
 
 def default_models_dir() -> Path:
-    """Where models go when the caller names no folder: ``$LIPSYNC_MODELS_DIR`` or a user cache."""
-    env = os.environ.get("LIPSYNC_MODELS_DIR")
+    """Where models go when the caller names no folder: ``$LIPSYNC_MODELS``, else ./models when it
+    exists (a checkout of this project), else a user cache."""
+    env = os.environ.get("LIPSYNC_MODELS")
     if env:
         return Path(env).expanduser()
+    local = Path.cwd() / "models"
+    if local.is_dir():
+        return local
     return Path.home() / ".cache" / "lipsync" / "models"
 
 
