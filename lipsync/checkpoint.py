@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,21 +43,70 @@ CHECKPOINT_HELP = (
 )
 
 
+# A torch checkpoint is a zip archive (torch >= 1.6) or a legacy pickle (protocol 2+ starts with
+# the PROTO opcode 0x80). Anything else (a web page saved instead of the file, a Git LFS pointer,
+# an ONNX model renamed .pth) is reported as "not a checkpoint", not as an unsafe pickle.
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+
+# What the weights-only unpickler and the legacy reader raise on bytes that are cut short or
+# garbled (struct.error, IndexError and KeyError come from reading a half-written pickle).
+_CORRUPT_ERRORS = (
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    ValueError,
+    OSError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AssertionError,
+    struct.error,
+)
+
+
+def _corrupt(path: Path, detail: str) -> ModelError:
+    return ModelError(
+        f"Cannot read {path.name} ({path.stat().st_size:,} bytes): the file is truncated or corrupt "
+        f"({detail}). Download it again. {CHECKPOINT_HELP}"
+    )
+
+
+def _first_bytes(path: Path, n: int = 16) -> bytes:
+    with path.open("rb") as f:
+        return f.read(n)
+
+
+def _is_refusal(exc: pickle.UnpicklingError) -> bool:
+    """True when the weights-only unpickler refused an object-building instruction; False when it
+    met an opcode that no pickle has (garbage bytes)."""
+    text = str(exc)
+    return not ("Unsupported operand" in text or "String is too long" in text)
+
+
 def _load_pickle(path: Path) -> Any:
+    head = _first_bytes(path)
+    if _ZIP_MAGIC.startswith(head):
+        raise _corrupt(path, "it ends within its first bytes")
+    if not (head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTO):
+        shown = head.decode("ascii", "replace").replace("\n", " ").strip()
+        raise _corrupt(
+            path, f"not a PyTorch checkpoint: it starts with {shown!r}, perhaps an error page saved instead"
+        )
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _is_refusal(exc):
+            raise _corrupt(path, "UnpicklingError: invalid data") from exc
         raise ModelError(
             f"Refused to load {path.name}: it is not a plain weights file (its pickle asks to "
             f"build objects or run code, which safe loading does not allow). Use the original "
             f"checkpoint, or convert a trusted one to .safetensors."
         ) from exc
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ModelError(
-            f"Cannot read {path.name} ({path.stat().st_size:,} bytes): the file is truncated or "
-            f"corrupt ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            f"Download it again. {CHECKPOINT_HELP}"
-        ) from exc
+    except _CORRUPT_ERRORS as exc:
+        first_line = str(exc).splitlines()[0] if str(exc).strip() else "the data ends early"
+        kind = "struct.error" if isinstance(exc, struct.error) else type(exc).__name__
+        raise _corrupt(path, f"{kind}: {first_line}") from exc
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -153,7 +203,10 @@ def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[s
     source = Path(src)
     target = Path(dst) if dst else source.with_suffix(".safetensors")
     if target.resolve() == source.resolve():
-        raise ModelError(f"{source.name} is already .safetensors; give another output name.")
+        raise ModelError(f"Converting {source.name} would overwrite it; give another output name.")
+    if target.suffix.lower() != ".safetensors":
+        # The loaders choose the format by suffix: a .pth holding safetensors could not be read back.
+        raise ModelError(f"Name the converted file .safetensors, not {target.name}.")
     state = {k: v.contiguous() for k, v in read_state_dict(source).items()}
     tmp = target.with_name(f".{target.name}.lipsync-tmp-{os.getpid()}")
     try:
