@@ -23,10 +23,11 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import av
 import numpy as np
@@ -47,12 +48,50 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 _CHUNK = 4096
 
 
+_ORPHAN_GRACE_S = 5.0
+_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def _try_lock(handle: IO[bytes]) -> bool | None:
+    """Take the exclusive advisory lock of an open file: True taken, False held elsewhere, None
+    when locks are not available (Windows, some network file systems)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _orphaned(path: str, name: str) -> bool | None:
+    """True when no writer holds the temporary file's lock (the process that made it is gone),
+    False when one does, None when it cannot be told (no locks here, or the file is this
+    process's: where locks are emulated per process, as on NFS, taking it would succeed)."""
+    if name.split(TEMP_MARKER, 1)[1].startswith(f"{os.getpid()}-"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return _try_lock(handle)
+    except OSError:
+        return None
+
+
 def cleanup_stale_temp_files(directory: str | os.PathLike[str], older_than_s: float = 3600) -> int:
     """Delete ``.*.lipsync-tmp-*`` files left in ``directory`` by crashed runs; return how many.
 
-    Only files older than ``older_than_s`` go, so a write in progress in another process is safe.
+    A writer holds a lock on its temporary file until it is done, and the system drops the lock
+    when the process dies, however it dies: an unlocked temporary file is a crash's leftover,
+    a locked one is a write in progress (in any process) and is never touched. Where this
+    cannot be told (no file locks), files untouched for ``older_than_s`` go. Files younger
+    than a few seconds are always left alone (a writer that is just starting). Every
+    ``VideoWriter`` calls this on its output folder.
     """
-    cutoff = time.time() - older_than_s
+    now = time.time()
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -62,7 +101,13 @@ def cleanup_stale_temp_files(directory: str | os.PathLike[str], older_than_s: fl
         if not (entry.name.startswith(".") and TEMP_MARKER in entry.name):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat().st_mtime
+            if age <= _ORPHAN_GRACE_S:
+                continue
+            orphaned = _orphaned(entry.path, entry.name)
+            if orphaned or (orphaned is None and age > older_than_s):
                 os.remove(entry.path)
                 removed += 1
         except OSError:
@@ -79,24 +124,37 @@ def _output_error(path: Path, action: str, exc: BaseException) -> OutputError:
     return OutputError(f"Failed while {action} {path} ({exc}); check the output folder and free disk space.")
 
 
-def _reserve_temp(final: Path) -> Path:
-    """Create the parent folder and an exclusive temporary file beside ``final``.
+def _temp_name(final: Path) -> str:
+    """``.<stem>.lipsync-tmp-<pid>-<random><suffix>``, the stem shortened so the name stays
+    within the 255-byte limit when the final name is already close to it."""
+    tail = f"{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}{final.suffix}"
+    stem = final.stem
+    while len(os.fsencode(f".{stem}{tail}")) > _NAME_MAX and len(stem) > 1:
+        stem = stem[:-1]
+    return f".{stem}{tail}"
+
+
+def _reserve_temp(final: Path) -> tuple[Path, IO[bytes]]:
+    """Create the parent folder and an exclusive temporary file beside ``final``, locked.
 
     Same folder so ``os.replace`` is an atomic rename on one filesystem; the suffix is kept so
-    tools that sniff the extension still recognise the file.
+    tools that sniff the extension still recognise the file. The open handle holds the lock
+    that tells ``cleanup_stale_temp_files`` the file is in use; close it when done.
     """
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
+        is_folder = final.is_dir()
     except OSError as exc:
         raise _output_error(final.parent, "creating the output folder", exc) from exc
-    name = f".{final.stem}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}{final.suffix}"
-    temp = final.parent / name
+    if is_folder:
+        raise OutputError(f"Cannot write {final}: a folder has that name; choose another file name.")
+    temp = final.parent / _temp_name(final)
     try:
-        with open(temp, "xb"):
-            pass
+        handle = open(temp, "xb")  # noqa: SIM115 - held open for the writer's lifetime
     except OSError as exc:
         raise _output_error(final, "creating a temporary file for", exc) from exc
-    return temp
+    _try_lock(handle)
+    return temp, handle
 
 
 def _audio_rate(codec: str, rate: int) -> int:
@@ -276,6 +334,8 @@ class VideoWriter:
 
     H.264 in yuv420p needs even sizes: an odd width or height gets one more column/row that
     repeats the edge, so a 65x47 input is stored (and read back) as 66x48. FFV1 keeps any size.
+    ``metadata`` goes into the container's tags (MP4/MOV: as ``use_metadata_tags`` keys, the
+    way ComfyUI stores ``prompt``/``workflow`` so a dropped video restores its graph).
     Use as a context manager: an exception in the block discards everything.
     """
 
@@ -289,8 +349,10 @@ class VideoWriter:
         lossless: bool = False,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self._metadata = dict(metadata or {})
         self.fps = Fraction(fps).limit_denominator(1_000_000) if isinstance(fps, float) else Fraction(fps)
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -305,7 +367,8 @@ class VideoWriter:
         self._shape: tuple[int, ...] | None = None
         self._count = 0
         self._done = False
-        self._temp = _reserve_temp(self.path)
+        self._temp, self._lock = _reserve_temp(self.path)
+        cleanup_stale_temp_files(self.path.parent)
         self._file_audio: _FileAudio | None = None
         self._pump: _AudioPump | None = None
         try:
@@ -340,8 +403,12 @@ class VideoWriter:
 
     def _open(self, height: int, width: int) -> None:
         """Open the container once the first frame gives the size (streams need it up front)."""
-        options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
+        options = {}
+        if self._format in ("mp4", "mov"):
+            options["movflags"] = "+faststart+use_metadata_tags" if self._metadata else "+faststart"
         self._container = av.open(str(self._temp), "w", format=self._format, options=options)
+        for key, value in self._metadata.items():
+            self._container.metadata[key] = value
         if self._lossless:
             stream = self._container.add_stream("ffv1", rate=self.fps)
             stream.pix_fmt = LOSSLESS_PIX_FMT
@@ -416,6 +483,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
             os.replace(self._temp, self.path)
+            self._lock.close()
         except AudioError:
             self.abort()
             raise
@@ -444,3 +512,4 @@ class VideoWriter:
             os.remove(self._temp)
         except OSError:
             pass  # already gone, or undeletable: cleanup_stale_temp_files catches it later
+        self._lock.close()

@@ -1,0 +1,191 @@
+"""Array-level stages for callers that hold whole batches (the ComfyUI node graph).
+
+The streaming pipeline (``lipsync.pipeline``) pushes frames through in chunks; a node graph
+instead hands every stage a whole batch and passes small payloads between them. This module
+defines those payloads and the batch functions, built from the same pieces as the pipeline
+(``generate``, ``composite``), so both paths give the same pixels.
+
+Length rule of the graph (the same as the CLI's): the output is as long as the mel windows,
+``MelFrames.windows`` (one per output frame). ``sequence_indices`` maps each output frame to a
+frame of the video batch with the length policy, so a short clip can cover a long audio (loop,
+ping-pong, freeze) and a long clip is cut to a short one (trim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .composite import paste_mouth, paste_reference
+from .errors import InputError
+from .generate import crop_faces, predict
+from .inference import Generator
+from .model import IMG_SIZE
+from .types import CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
+
+__all__ = [
+    "FaceTrack",
+    "MelFrames",
+    "composite_face",
+    "draw_face",
+    "generate_faces",
+    "sequence_indices",
+]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class MelFrames:
+    """The audio cut into one 200 ms mel window per output video frame (ComfyUI type RESYNC_MEL).
+
+    ``windows`` is float32 (N, 80, 16): N is the length of the lip-synced clip. ``audio_frames``
+    is how many frames at ``fps`` cover the whole audio (N differs when a frame count was
+    forced). ``length_policy`` says how a video batch of another length is mapped onto the N
+    frames (see ``sequence_indices``).
+    """
+
+    windows: MelWindows
+    fps: Fraction
+    length_policy: LengthPolicy
+    audio_frames: int
+    offset_ms: float = 0.0
+
+    def __len__(self) -> int:
+        return int(self.windows.shape[0])
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """One face (or none) per frame, in frame pixels (ComfyUI type RESYNC_FACES).
+
+    ``faces[i]`` belongs to frame ``source_index[i]`` of the video batch; ``source_index`` None
+    means entry i is frame i (the track of a detector). A track from the generator has one entry
+    per output frame and its ``source_index`` records the length policy's mapping, so the
+    compositor rebuilds the same sequence of frames.
+    """
+
+    faces: tuple[FaceFrame, ...]
+    frame_size: tuple[int, int]
+    """(height, width) of the frames the boxes refer to."""
+    detector: str = ""
+    source_index: I64 | None = None
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    @property
+    def frames_with_face(self) -> int:
+        return sum(1 for face in self.faces if face.box is not None)
+
+    def sources(self) -> I64:
+        """The video frame of each entry (identity when no mapping is recorded)."""
+        if self.source_index is None:
+            return np.arange(len(self.faces), dtype=np.int64)
+        return self.source_index
+
+
+def sequence_indices(n_source: int, n_out: int, policy: LengthPolicy) -> I64:
+    """Which of ``n_source`` video frames each of ``n_out`` output frames shows.
+
+    The same sequence as ``lipsync.length.sequence_frames``: the video plays once, then
+    ``loop`` restarts at 0, ``pingpong`` plays backwards and forwards (0 1 … n-1 n-2 … 0 1 …),
+    ``freeze`` holds the last frame, ``trim`` stops (fewer than ``n_out`` indices), and
+    ``auto`` is ``trim`` when the video is long enough and ``pingpong`` otherwise.
+    """
+    if policy not in choices(LengthPolicy):
+        raise InputError(f"Unknown length policy {policy!r}; choose one of: {', '.join(choices(LengthPolicy))}.")
+    if n_source <= 0 or n_out <= 0:
+        return np.zeros(0, dtype=np.int64)
+    i = np.arange(n_out, dtype=np.int64)
+    if n_out <= n_source or policy == "trim":
+        return i[: min(n_out, n_source)]
+    if policy == "freeze" or n_source == 1:
+        return np.minimum(i, n_source - 1)
+    if policy == "loop":
+        return i % n_source
+    period = 2 * (n_source - 1)  # pingpong (and auto once the video is too short)
+    k = i % period
+    return np.where(k < n_source, k, period - k)
+
+
+def generate_faces(
+    frames: Sequence[Frame],
+    faces: Sequence[FaceFrame],
+    windows: MelWindows,
+    generator: Generator,
+    batch_size: int,
+) -> F32:
+    """The network's face for each frame: float32 (N, 3, 96, 96) **BGR** in [0, 1].
+
+    ``frames``, ``faces`` and ``windows`` are aligned (N each). Frames without a face box get a
+    black placeholder, so the result stays aligned with the frames.
+    """
+    if not len(frames) == len(faces) == len(windows):
+        raise ValueError(f"{len(frames)} frames, {len(faces)} faces and {len(windows)} mel windows")
+    out = np.zeros((len(frames), 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
+    with_face = [i for i, face in enumerate(faces) if face.box is not None]
+    if with_face:
+        crops = crop_faces([frames[i] for i in with_face], [faces[i].box for i in with_face])  # type: ignore[misc]
+        out[with_face] = predict(generator, np.asarray(windows)[with_face], crops, batch_size)
+    return out
+
+
+def composite_face(
+    frame: Frame,
+    face_rgb: F32,
+    face: FaceFrame,
+    mode: CompositeMode = "mouth",
+    feather: float = 0.15,
+) -> tuple[Frame, F32]:
+    """Paste a generated face (float RGB (h, w, 3) in [0, 1], any size) into ``frame``.
+
+    Returns the new frame and the blend mask over the whole frame (H, W) in [0, 1]. ``reference``
+    truncates to uint8 and hard-pastes the whole box (bit-exact with the original when the face
+    is the network's 96x96 output); ``mouth`` blends only the lower face. No box: the frame as
+    it is and an empty mask.
+    """
+    if mode not in choices(CompositeMode):
+        raise InputError(f"Unknown composite mode {mode!r}; choose one of: {', '.join(choices(CompositeMode))}.")
+    height, width = frame.shape[:2]
+    mask = np.zeros((height, width), dtype=np.float32)
+    box = face.box
+    if box is None:
+        return frame, mask
+    face_bgr = np.asarray(face_rgb, dtype=np.float32)[:, :, ::-1]
+    if mode == "reference":
+        out = paste_reference(frame, (face_bgr * 255.0).astype(np.uint8), box)
+        mask[box.top : box.bottom, box.left : box.right] = 1.0
+        return out, mask
+    pred_bgr = np.ascontiguousarray(face_bgr.transpose(2, 0, 1))
+    out, local = paste_mouth(frame, pred_bgr, box, face.landmarks, feather=feather)
+    mask[box.top : box.bottom, box.left : box.right] = local
+    return out, mask
+
+
+_DETECTED = (0, 220, 0)
+_FILLED = (255, 160, 0)
+_LANDMARK = (255, 0, 0)
+
+
+def draw_face(frame: Frame, face: FaceFrame) -> Frame:
+    """A copy of ``frame`` with the face box drawn (green: detected, orange: filled in by the
+    missing-face policy) and the five landmarks as red dots."""
+    out = np.ascontiguousarray(frame).copy()
+    box = face.box
+    if box is None:
+        return out
+    thickness = max(1, round(max(out.shape[:2]) / 300))
+    color = _DETECTED if face.detected else _FILLED
+    cv2.rectangle(out, (box.left, box.top), (box.right - 1, box.bottom - 1), color, thickness)
+    if face.landmarks is not None:
+        for x, y in np.asarray(face.landmarks).reshape(-1, 2):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(out, (round(float(x)), round(float(y))), thickness + 1, _LANDMARK, -1)
+    return out

@@ -1,0 +1,5 @@
+"""A fake of ``comfy.cli_args``."""
+
+from types import SimpleNamespace
+
+args = SimpleNamespace(disable_metadata=False)
