@@ -1,4 +1,4 @@
-"""Putting the generated 96×96 face back into the frame.
+"""Putting the generated face back into the frame.
 
 Two modes share everything before this step (see ``lipsync.generate``):
 
@@ -13,7 +13,25 @@ Two modes share everything before this step (see ``lipsync.generate``):
     the bottom of the box, feathered inwards, so the mask — feather included — never reaches
     above the middle of the box with a plain box. Everything outside the mask (eyes, forehead,
     background, and all pixels outside the box) keeps its exact input value. The generated face
-    is resized with a sharper resampler than bilinear and blended in float, then rounded.
+    is resized with a sharper resampler than bilinear (Lanczos by default, chosen by
+    ``bench/quality``; a face larger than the box, e.g. a restored 512 px one, is shrunk with
+    pixel-area averaging instead, which does not alias) and blended in float, then rounded.
+
+Two options refine the mouth mode, both off by default:
+
+``color_match="lab"``
+    Before blending, the generated face's colours are shifted and scaled, per channel in CIE
+    L*a*b*, so that their mean and standard deviation under the mask equal the original lower
+    face's. Removes a tint or brightness step at the seam when the network (or a restorer)
+    changed the skin tone. Lightness contrast is only ever reduced (scale 0.5–1×: raising it
+    would amplify the network's noise and blockiness); the colour axes a*, b* scale 0.5–2×.
+
+``blend="seamless"``
+    Poisson blending (OpenCV ``seamlessClone``, normal clone) inside the mask: the generated
+    face's gradients are kept and its colours are solved to meet the original at the mask's
+    edge, then the result is feathered in like the default. Hides any colour difference at the
+    seam, at the cost of ~5 ms per face; can bleed the original's colours into the mouth when
+    they differ a lot. Pixels outside the mask stay exactly the input's, as in the default.
 """
 
 from __future__ import annotations
@@ -24,20 +42,32 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .types import Box, Frame
+from .errors import InputError
+from .types import Box, Frame, choices
 
 __all__ = [
+    "Blend",
+    "ColorMatch",
     "Resampler",
+    "match_color",
     "mouth_mask",
     "paste_mouth",
     "paste_reference",
+    "resize_face",
 ]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
 Resampler = Literal["lanczos", "bicubic", "bilinear"]
+ColorMatch = Literal["off", "lab"]
+Blend = Literal["feather", "seamless"]
 _INTERP = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+
+_SCALE_MIN = np.array([0.5, 0.5, 0.5], np.float32)
+_SCALE_MAX = np.array([1.0, 2.0, 2.0], np.float32)
+"""Bounds of the colour-match scale per L*, a*, b*: lightness contrast is never raised (it would
+amplify the network's noise), and a nearly flat region is not blown up."""
 
 # Landmark rows (SCRFD order): right eye, left eye, nose, right mouth corner, left mouth corner.
 _NOSE, _MOUTH_R, _MOUTH_L = 2, 3, 4
@@ -84,6 +114,58 @@ def mouth_mask(height: int, width: int, landmarks: npt.NDArray[np.float32] | Non
     return mask.astype(np.float32)
 
 
+def resize_face(face: F32, width: int, height: int, resample: Resampler = "lanczos") -> F32:
+    """``face`` (h, w, C) float resized to (height, width): with ``resample`` when it grows,
+    with pixel-area averaging when it shrinks in both directions (no aliasing)."""
+    shrinking = face.shape[0] >= height and face.shape[1] >= width
+    interpolation = cv2.INTER_AREA if shrinking else _INTERP[resample]
+    return cv2.resize(face, (width, height), interpolation=interpolation)
+
+
+def _weighted_stats(pixels: F32, weights: F32) -> tuple[F32, F32]:
+    total = float(weights.sum())
+    mean = (pixels * weights[:, :, None]).sum(axis=(0, 1)) / total
+    var = (((pixels - mean) ** 2) * weights[:, :, None]).sum(axis=(0, 1)) / total
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def match_color(patch_rgb: F32, target_rgb: F32, weights: F32) -> F32:
+    """``patch_rgb`` (h, w, 3) float in [0, 255] with the mean and standard deviation of
+    ``target_rgb`` per CIE L*a*b* channel, both measured with ``weights`` (h, w) >= 0.
+
+    The scale is kept within 0.5–1× for L* and 0.5–2× for a*, b*; without weight (an empty mask)
+    the patch is returned as is.
+    """
+    if float(weights.sum()) <= 1e-6:
+        return patch_rgb
+    to_lab = cv2.COLOR_RGB2Lab
+    src = cv2.cvtColor(np.clip(patch_rgb / 255.0, 0.0, 1.0).astype(np.float32), to_lab)
+    ref = cv2.cvtColor(np.clip(target_rgb / 255.0, 0.0, 1.0).astype(np.float32), to_lab)
+    src_mean, src_std = _weighted_stats(src, weights)
+    ref_mean, ref_std = _weighted_stats(ref, weights)
+    scale = np.clip(ref_std / np.maximum(src_std, 1e-3), _SCALE_MIN, _SCALE_MAX).astype(np.float32)
+    matched = (src - src_mean) * scale + ref_mean
+    rgb = cv2.cvtColor(matched.astype(np.float32), cv2.COLOR_Lab2RGB)
+    return (np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _seamless(patch_rgb: F32, region: U8, mask: F32) -> F32:
+    """Poisson-blend ``patch_rgb`` into ``region`` (both the box's size) where ``mask`` > 0."""
+    h, w = mask.shape
+    inside = np.zeros((h + 2, w + 2), np.uint8)  # a 1 px frame: seamlessClone clears the border
+    inside[1:-1, 1:-1][mask > 0] = 255
+    if not inside.any():
+        return region.astype(np.float32)
+    src = np.zeros((h + 2, w + 2, 3), np.uint8)
+    dst = cv2.copyMakeBorder(region, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    src[1:-1, 1:-1] = np.clip(np.rint(patch_rgb), 0, 255).astype(np.uint8)
+    x, y, bw, bh = cv2.boundingRect(inside)
+    # OpenCV puts the mask's bounding box at center - size // 2: this centre leaves it in place.
+    center = (x + bw // 2, y + bh // 2)
+    cloned = cv2.seamlessClone(src, dst, inside, center, cv2.NORMAL_CLONE)
+    return cloned[1:-1, 1:-1].astype(np.float32)
+
+
 def paste_mouth(
     frame: Frame,
     pred_bgr: F32,
@@ -92,18 +174,31 @@ def paste_mouth(
     *,
     feather: float = 0.15,
     resample: Resampler = "lanczos",
+    color_match: ColorMatch = "off",
+    blend: Blend = "feather",
 ) -> tuple[Frame, F32]:
-    """Blend the generated face ``pred_bgr`` (3, 96, 96) float in [0, 1] into the lower face.
+    """Blend the generated face ``pred_bgr`` (3, h, w) float in [0, 1] into the lower face.
 
-    Returns the new frame and the mask over the box (height, width). Pixels where the mask is 0
-    are copied from ``frame`` unchanged.
+    Any face size works (the network's 96×96, or an upscaled/restored face); it is resized to
+    the box. Returns the new frame and the mask over the box (height, width). Pixels where the
+    mask is 0 are copied from ``frame`` unchanged, whatever the options.
     """
+    if color_match not in choices(ColorMatch) or blend not in choices(Blend):
+        raise InputError(
+            f"Unknown color_match {color_match!r} or blend {blend!r}; choose color_match from "
+            f"{', '.join(choices(ColorMatch))} and blend from {', '.join(choices(Blend))}."
+        )
     h, w = box.height, box.width
     local = None if landmarks is None else landmarks - np.array([box.left, box.top], dtype=np.float32)
     mask = mouth_mask(h, w, local, feather)
     face_rgb = np.ascontiguousarray(pred_bgr[::-1].transpose(1, 2, 0)) * 255.0
-    patch = cv2.resize(face_rgb, (w, h), interpolation=_INTERP[resample])
-    region = frame[box.top : box.bottom, box.left : box.right].astype(np.float32)
+    patch = resize_face(face_rgb, w, h, resample)
+    region_u8 = frame[box.top : box.bottom, box.left : box.right]
+    region = region_u8.astype(np.float32)
+    if color_match == "lab":
+        patch = match_color(patch, region, mask)
+    if blend == "seamless":
+        patch = _seamless(patch, region_u8, mask)
     a = mask[:, :, None]
     blended = np.clip(np.rint(region + (patch - region) * a), 0, 255).astype(np.uint8)
     out = frame.copy()

@@ -19,13 +19,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import audio as audio_mod
-from .composite import Resampler, paste_mouth, paste_reference
+from .composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
 from .errors import Cancelled, InputError
 from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
+from .faces.smooth import Smoothing
 from .generate import crop_faces, predict, to_uint8_reference
-from .inference import Generator
+from .inference import Generator, resolve_device
+from .restore import FaceRestorer, load_restorer, restore_predictions
 from ._prefetch import BackgroundConsumer, prefetch
 from .length import sequence_frames
 from .types import (
@@ -39,6 +42,7 @@ from .types import (
     MissingFacePolicy,
     VideoInfo,
     Waveform,
+    choices,
 )
 from .video import VideoWriter, iter_frames, probe
 
@@ -53,7 +57,16 @@ DEFAULT_BATCH_SIZE = 8
 @dataclass(frozen=True)
 class LipSyncOptions:
     """Every setting of a job. The defaults are the product's; ``reference=True`` switches to the
-    original Wav2Lip's behaviour wherever it differs (window rule, loop, hard paste)."""
+    original Wav2Lip's behaviour wherever it differs (window rule, loop, hard paste, smoothing).
+
+    Quality settings (see ``lipsync.composite``, ``lipsync.faces.smooth``, ``lipsync.restore``):
+    ``smoothing`` of the face boxes (``steady``: no jitter on a still head, no lag on a moving
+    one; ``reference``: the original's 5-frame mean); ``color_match`` (``lab``: match the
+    generated face's colour statistics to the original's) and ``blend`` (``seamless``: Poisson
+    blending) in the mouth mode; ``restore``: a GFPGAN / RestoreFormer / CodeFormer file that
+    redraws each generated face at 512 px before it is pasted, mixed in by ``restore_strength``
+    (0–1), with CodeFormer's ``restore_fidelity`` (0 sharpest … 1 closest to the input).
+    """
 
     mode: CompositeMode = "mouth"
     reference: bool = False
@@ -72,6 +85,12 @@ class LipSyncOptions:
     fps: float | None = None
     feather: float = 0.15
     resample: Resampler = "lanczos"
+    smoothing: Smoothing = "steady"
+    color_match: ColorMatch = "off"
+    blend: Blend = "feather"
+    restore: str | None = None
+    restore_strength: float = 1.0
+    restore_fidelity: float = 0.5
     frame_load_cap: int = 0
     skip_first_frames: int = 0
     select_every_nth: int = 1
@@ -87,8 +106,21 @@ class LipSyncOptions:
             raise InputError("detect_every and select_every_nth must be at least 1.")
         if self.box is not None and not self.box.is_valid():
             raise InputError(f"The face box {self.box.as_tuple()} is empty: give TOP BOTTOM LEFT RIGHT with TOP<BOTTOM and LEFT<RIGHT.")
-        if self.reference and self.mode != "reference":
-            return replace(self, mode="reference")
+        for name, value, literal in (
+            ("smoothing", self.smoothing, Smoothing),
+            ("color_match", self.color_match, ColorMatch),
+            ("blend", self.blend, Blend),
+            ("resample", self.resample, Resampler),
+        ):
+            if value not in choices(literal):
+                raise InputError(f"Unknown {name} {value!r}; choose one of: {', '.join(choices(literal))}.")
+        if not (0.0 <= self.restore_strength <= 1.0 and 0.0 <= self.restore_fidelity <= 1.0):
+            raise InputError(
+                f"restore_strength and restore_fidelity must be between 0 and 1; got {self.restore_strength} "
+                f"and {self.restore_fidelity}."
+            )
+        if self.reference and (self.mode != "reference" or self.smoothing != "reference"):
+            return replace(self, mode="reference", smoothing="reference")
         return self
 
 
@@ -163,6 +195,7 @@ def _track(
         choice=opts.face_choice,
         face_index=opts.face_index,
         missing=opts.missing_face,
+        smoothing=opts.smoothing,
     )
     return run_detection(frames, detector, tracker, detect_every=opts.detect_every)
 
@@ -179,7 +212,11 @@ def _chunks(items: Iterator[tuple[Frame, FaceFrame]], size: int) -> Iterator[lis
 
 
 def _generate_chunk(
-    chunk: list[tuple[Frame, FaceFrame]], mel: np.ndarray, generator: Generator, opts: LipSyncOptions
+    chunk: list[tuple[Frame, FaceFrame]],
+    mel: np.ndarray,
+    generator: Generator,
+    opts: LipSyncOptions,
+    restorer: FaceRestorer | None = None,
 ) -> list[np.ndarray | None]:
     """The generated face of each frame of ``chunk`` (None where there is no face)."""
     with_face = [i for i, (_, face) in enumerate(chunk) if face.box is not None]
@@ -188,10 +225,20 @@ def _generate_chunk(
         return out
     crops = crop_faces([chunk[i][0] for i in with_face], [chunk[i][1].box for i in with_face])  # type: ignore[misc]
     pred = predict(generator, mel[with_face], crops, opts.batch_size)
+    if restorer is not None:
+        pred = restore_predictions(restorer, pred, opts.restore_strength, opts.restore_fidelity)
     faces = to_uint8_reference(pred) if opts.mode == "reference" else pred
     for k, i in enumerate(with_face):
         out[i] = faces[k]
     return out
+
+
+def _device_of(generator: Generator) -> torch.device:
+    """Where the network runs (a torch module's device), so a restorer can sit next to it."""
+    module = getattr(generator, "module", None)
+    if isinstance(module, torch.nn.Module):
+        return next(module.parameters()).device
+    return resolve_device("auto")
 
 
 def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Frame, FaceFrame, np.ndarray | None]], None]:
@@ -204,7 +251,8 @@ def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Fr
                 frame = paste_reference(frame, generated, face.box)
             else:
                 frame, _ = paste_mouth(
-                    frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample
+                    frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample,
+                    color_match=opts.color_match, blend=opts.blend,
                 )
         writer.write(frame)
 
@@ -221,12 +269,16 @@ def lipsync_video(
     detector: FaceDetector | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    metadata: dict[str, str] | None = None,
+    restorer: FaceRestorer | None = None,
 ) -> LipSyncResult:
     """Re-sync the mouth in ``video`` to ``audio`` and write ``output`` (.mp4, or .mkv lossless).
 
     The output covers the whole audio (the reference drops its last 3–4 frames) unless the
     length policy is ``trim`` and the video is shorter. Nothing is written under ``output``
-    unless the job completes.
+    unless the job completes. ``metadata`` becomes container tags (see ``VideoWriter``).
+    ``restorer`` (a loaded ``FaceRestorer``) overrides ``options.restore`` (a file, loaded here
+    onto the network's device).
     """
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).validated()
@@ -243,12 +295,14 @@ def lipsync_video(
 
     if opts.box is None and detector is None:
         detector = create_detector(opts.detector, models_dir=opts.models_dir)
+    if restorer is None and opts.restore:
+        restorer = load_restorer(opts.restore, _device_of(generator))
     frames = sequence_frames(_frame_opener(video_path, opts), n_out, policy)  # type: ignore[arg-type]
     tracked = _track(frames, info, opts, detector)
 
     done = with_face = 0
     chunk_size = opts.batch_size * max(1, opts.chunk_batches)
-    with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless) as writer:
+    with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while
         # this thread feeds the network.
         items = prefetch(tracked, depth=chunk_size + 8)
@@ -263,7 +317,7 @@ def lipsync_video(
                     mel = audio_mod.mel_windows(
                         prepared.mel, fps, len(chunk), offset_ms=opts.audio_offset_ms, first_frame=done
                     )
-                for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts)):
+                for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts, restorer)):
                     sink.put((frame, face, generated))
                 with_face += sum(1 for _, face in chunk if face.box is not None)
                 done += len(chunk)

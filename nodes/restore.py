@@ -18,13 +18,21 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.errors import ModelError
-from ..lipsync.restore import RESTORE_FOLDER, RESTORE_HELP, RESTORE_SIZE, RESTORE_SUFFIXES, FaceRestorer, load_restorer, restore_faces
+from ..lipsync.errors import InputError, ModelError
+from ..lipsync.restore import (
+    RESTORE_FOLDER,
+    RESTORE_HELP,
+    RESTORE_SIZE,
+    RESTORE_SUFFIXES,
+    FaceRestorer,
+    load_restorer,
+    restore_faces,
+)
 from . import _host
 from ._common import category, memory_problem, mtime
 from ._convert import check_images
 
-__all__ = ["FaceRestore"]
+__all__ = ["FaceRestore", "model_names", "placed_restorer"]
 
 _BATCH = 4
 """Faces per network call (a 512 px face takes ~0.3 GB of activations in these networks)."""
@@ -56,6 +64,18 @@ def _loaded(path: str, modified: float) -> tuple[FaceRestorer, Any]:
     return restorer, _host.make_patcher(restorer.module)
 
 
+def placed_restorer(model_name: str) -> FaceRestorer:
+    """The restorer ``model_name`` (a file in facerestore_models), loaded once and placed on the
+    host's device by its memory manager, ready to run (also for ReSync Lip-Sync Video, which
+    passes it to ``lipsync_video(..., restorer=...)``)."""
+    path = _resolve(model_name)
+    if path is None:
+        raise ModelError(_missing(model_name))
+    restorer, patcher = _loaded(path, mtime(path))
+    _host.load_patcher(patcher)  # on the host's device now; other models may be offloaded
+    return restorer
+
+
 class FaceRestore(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -71,7 +91,10 @@ class FaceRestore(io.ComfyNode):
                 "the mouth mask of Composite reaches the frame."
             ),
             inputs=[
-                io.Image.Input("images", tooltip="Generated faces from ReSync Wav2Lip Generate (any size; 96x96 as it gives them)."),
+                io.Image.Input(
+                    "images",
+                    tooltip="Generated faces from ReSync Wav2Lip Generate (any size; 96x96 as it gives them).",
+                ),
                 io.Combo.Input(
                     "model_name", options=model_names(),
                     tooltip="Restorer in models/facerestore_models (.pth read weights-only, or .safetensors). "
@@ -92,7 +115,11 @@ class FaceRestore(io.ComfyNode):
                     "detail for Composite (RAM: 3 MB a face as an IMAGE).",
                 ),
             ],
-            outputs=[io.Image.Output(display_name="images", tooltip="The restored faces, float32 RGB (count, size, size, 3).")],
+            outputs=[
+                io.Image.Output(
+                    display_name="images", tooltip="The restored faces, float32 RGB (count, size, size, 3)."
+                ),
+            ],
         )
 
     @classmethod
@@ -111,16 +138,12 @@ class FaceRestore(io.ComfyNode):
         output_size: int = RESTORE_SIZE,
     ) -> io.NodeOutput:
         images = check_images(images, "images")
-        path = _resolve(model_name)
-        if path is None:
-            raise ModelError(_missing(model_name))
         count = int(images.shape[0])
         size = int(output_size) or int(images.shape[1])
         problem = memory_problem(count, size, size, "Lower output_size, or use ReSync Lip-Sync Video, which streams.")
         if problem:
-            raise ModelError(f"Not restoring: {problem}")
-        restorer, patcher = _loaded(path, mtime(path))
-        _host.load_patcher(patcher)  # on the host's device now; other models may be offloaded
+            raise InputError(f"Not restoring: {problem}")
+        restorer = placed_restorer(model_name)
         progress = _host.progress_bar(count)
 
         def step(done: int, total: int) -> None:

@@ -10,6 +10,8 @@ exactly, but frame by frame, so a long video never has to be held in memory:
    filled by linear interpolation between the sampled frames around them;
 3. smoothing over each run of frames with a box (a frame without a face ends the run: a missing
    box is never averaged in). A frame is final once ``smooth_window - 1`` later frames are known;
+   ``smoothing="steady"`` replaces the reference's mean by ``lipsync.faces.smooth`` (steadier on
+   a still head, no lag on a moving one; final after ``SteadyParams.lookahead`` later frames);
 4. the missing-face policy fills frames without a face (passthrough / hold / interpolate / fail).
 
 Every pushed frame yields exactly one FaceFrame, in order: dropping one would desync the audio.
@@ -27,6 +29,7 @@ import numpy.typing as npt
 from ..errors import FaceNotFoundError, InputError
 from ..types import Box, Detection, FaceChoice, FaceFrame, Frame, MissingFacePolicy, choices
 from .detectors import FaceDetector
+from .smooth import Smoothing, SteadyParams, SteadySmoother
 
 __all__ = ["FaceTracker", "fixed_box_track", "run_detection", "smooth_boxes_reference"]
 
@@ -90,9 +93,13 @@ class FaceTracker:
 
     ``push(None)`` means the frame was not run through the detector (detect every k-th frame).
     Each call returns the FaceFrames that became final, in frame order; over the whole stream
-    exactly one per pushed frame. The lookahead is bounded by ``smooth_window - 1`` frames,
-    plus up to ``max_gap`` frames while an ``interpolate`` gap is open, plus the skipped frames
-    since the last detection.
+    exactly one per pushed frame. The lookahead is bounded by ``smooth_window - 1`` frames
+    (``steady.lookahead`` with ``smoothing="steady"``), plus up to ``max_gap`` frames while an
+    ``interpolate`` gap is open, plus the skipped frames since the last detection.
+
+    ``smoothing`` is ``reference`` (the original's 5-frame mean, exactly) by default here, so the
+    tracker alone reproduces the reference; the pipeline's default is ``steady``. With either,
+    ``smooth_window=1`` turns smoothing off.
     """
 
     def __init__(
@@ -105,8 +112,12 @@ class FaceTracker:
         face_index: int = 0,
         missing: MissingFacePolicy = "passthrough",
         max_gap: int = 25,
+        smoothing: Smoothing = "reference",
+        steady: SteadyParams | None = None,
     ) -> None:
         _check_options(frame_size, pads, smooth_window, choice, face_index, missing, max_gap)
+        if smoothing not in choices(Smoothing):
+            raise InputError(f"Unknown smoothing {smoothing!r}; choose one of: {', '.join(choices(Smoothing))}.")
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.pads = tuple(int(p) for p in pads)
         self.smooth_window = int(smooth_window)
@@ -123,6 +134,8 @@ class FaceTracker:
         # stage 2 (smoothing of the current run)
         self._run: deque[_Item] = deque()
         self._history: deque[IntBox] = deque(maxlen=max(1, self.smooth_window))
+        self.smoothing: Smoothing = smoothing
+        self._steady = SteadySmoother(steady, self.frame_size) if smoothing == "steady" else None
         # stage 3 (missing-face policy)
         self._last: _Item | None = None
         self._gap: list[int] = []
@@ -246,6 +259,9 @@ class FaceTracker:
         window = self.smooth_window
         if window <= 1:
             return self._fill(item)
+        if self._steady is not None:
+            self._run.append(item)
+            return self._steady_final(self._steady.push(item.box))
         self._run.append(item)
         if len(self._run) < window:
             return []
@@ -259,6 +275,8 @@ class FaceTracker:
 
     def _end_run(self) -> list[FaceFrame]:
         """The run of boxes ended: smooth its last rows with the reference's tail windows."""
+        if self._steady is not None:
+            return self._steady_final(self._steady.finish())
         if not self._run:
             self._history.clear()
             return []
@@ -277,6 +295,14 @@ class FaceTracker:
             out += self._fill(_Item(it.index, box.copy(), it.landmarks, it.detected))
         self._run.clear()
         self._history.clear()
+        return out
+
+    def _steady_final(self, boxes: list[IntBox]) -> list[FaceFrame]:
+        """Pair the steady smoother's final boxes with the oldest waiting frames of the run."""
+        out: list[FaceFrame] = []
+        for box in boxes:
+            first = self._run.popleft()
+            out += self._fill(_Item(first.index, box, first.landmarks, first.detected))
         return out
 
     # stage 3 -----------------------------------------------------------------------------

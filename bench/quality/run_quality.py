@@ -1,0 +1,587 @@
+"""Quality of the default output against the reference, measured in one run so the figures compare.
+
+    python bench/quality/run_quality.py [--frames N] [--checkpoint PATH] [--no-sweep]
+
+On the shared real-face clips (``$LIPSYNC_SHARED/media``, default ../shared) and two clips made
+from them here, it prints:
+
+1. steady faces: the face box tracked by the reference smoothing and by ours from the very same
+   yuface detections, on a still head (the first frame of each clip repeated with sensor noise,
+   sigma 2 levels; close-up face ~200 px, full ~95 px): jitter = std of the frame-to-frame step of
+   the box centre (and of the centre itself); on the two moving clips, whose true motion is
+   measured by image registration (OpenCV ECC, affine): RMS error of the centre and the std of
+   its frame-to-frame step; on a fast head turn (the close-up frame shifted sideways at 15 px a
+   frame, out and back, with pauses): |error| while it moves, its maximum, and its sign along the
+   motion (+ ahead of the face, - behind). Then a small sweep of the steady parameters.
+2. compositing on both real clips, with the random-weight checkpoint (the geometry does not need
+   trained weights) and with an "identity" network (returns its input face, i.e. a perfect
+   network: what is left is what the paste itself does): PSNR of the upper face (the box rows
+   above the mouth mask) and of the background (outside the box) against the input frames, for
+   the default (mouth mask, steady boxes) and the reference mode (whole-box paste, reference
+   boxes); the seam: mean gradient magnitude on the mask border (2 px either side of its
+   half-way line; for the reference, of the box edge) over the mean gradient magnitude of the
+   untouched image around it (a ring outside everything that changed) — at most 1 means no edge
+   stands out; the colour cast at the border (mean |out - in| of the per-channel means on the
+   inner side of the border line, grey levels). A third network, the identity with a warm
+   colour cast, shows what the colour options (lab match, seamless) remove.
+3. resampler: the real face boxes are shrunk to 96x96 as the network sees them and grown back
+   to the box with each resampler; PSNR of the lower face against the original, and sharpness
+   (mean gradient magnitude relative to the original's).
+
+Frames are compared in memory, before encoding: this measures the compositor, not the codec.
+Targets (issue #5) are checked at the end. Runtime: ~3 minutes on 2 CPU cores, mostly detection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from lipsync.audio import load_audio, mel_windows, melspectrogram, to_model_rate  # noqa: E402
+from lipsync.composite import Blend, ColorMatch, mouth_mask, paste_mouth, paste_reference  # noqa: E402
+from lipsync.faces import create_detector  # noqa: E402
+from lipsync.faces.smooth import Smoothing, SteadyParams  # noqa: E402
+from lipsync.faces.track import FaceTracker  # noqa: E402
+from lipsync.generate import crop_faces, predict, to_uint8_reference  # noqa: E402
+from lipsync.types import Box, Detection, FaceFrame, Frame  # noqa: E402
+from lipsync.video import iter_frames  # noqa: E402
+
+SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
+MEDIA = SHARED / "media"
+CHECKPOINT = SHARED / "fixtures" / "wav2lip_reference" / "random_wav2lip.pth"
+CLIPS = {"closeup": "astronaut_closeup_5s_silent.mp4", "full": "astronaut_full_5s_silent.mp4"}
+FPS = 25
+TURN_SPEED = 15.0
+SENSOR_NOISE = 2.0
+PADS = (0, 10, 0, 0)
+
+Detections = list[list[Detection]]
+
+
+# --- clips -----------------------------------------------------------------------------------
+
+
+def noisy(frame: Frame, rng: np.random.Generator) -> Frame:
+    return np.clip(frame + rng.normal(0.0, SENSOR_NOISE, frame.shape), 0, 255).astype(np.uint8)
+
+
+def static_clip(first: Frame, n: int) -> list[Frame]:
+    """A head that does not move: one frame, n times, each with fresh sensor noise."""
+    rng = np.random.default_rng(0)
+    return [noisy(first, rng) for _ in range(n)]
+
+
+def turn_offsets(speed: float = TURN_SPEED) -> np.ndarray:
+    """Horizontal shift per frame: still 8, out 10 frames at ``speed``, still 8, back 10, still 8."""
+    out = [0.0] * 8
+    x = 0.0
+    for direction in (-1.0, 1.0):
+        for _ in range(10):
+            x += direction * speed
+            out.append(x)
+        out += [x] * 8
+    return np.array(out)
+
+
+def turn_clip(first: Frame, offsets: np.ndarray) -> list[Frame]:
+    rng = np.random.default_rng(1)
+    h, w = first.shape[:2]
+    frames = []
+    for dx in offsets:
+        shift = np.float32([[1, 0, dx], [0, 1, 0]])
+        moved = cv2.warpAffine(first, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frames.append(noisy(moved, rng))
+    return frames
+
+
+# --- tracking --------------------------------------------------------------------------------
+
+
+def detect_all(frames: Sequence[Frame]) -> Detections:
+    detector = create_detector("yuface")
+    return [detector.detect(f) for f in frames]
+
+
+def track(
+    dets: Detections, size: tuple[int, int], smoothing: Smoothing, steady: SteadyParams | None = None
+) -> list[FaceFrame]:
+    tracker = FaceTracker(size, pads=PADS, smoothing=smoothing, steady=steady, missing="hold")
+    out: list[FaceFrame] = []
+    for d in dets:
+        out += tracker.push(d)
+    return out + tracker.flush()
+
+
+def centres(faces: Sequence[FaceFrame]) -> np.ndarray:
+    boxes = [f.box for f in faces]
+    assert all(b is not None for b in boxes), "a frame lost its face"
+    return np.array([[(b.left + b.right) / 2.0, (b.top + b.bottom) / 2.0] for b in boxes if b is not None])
+
+
+def raw_centres(dets: Detections) -> np.ndarray:
+    best = [max(d, key=lambda x: x.area) for d in dets]
+    # the tracker pads the bottom by 10 px: compare like with like
+    return np.array([[(b.x1 + b.x2) / 2.0, (b.y1 + b.y2 + PADS[1]) / 2.0] for b in best])
+
+
+def true_motion(frames: Sequence[Frame]) -> np.ndarray:
+    """(N, 2, 3) affine maps from frame 0 to each frame, by image registration (OpenCV's ECC
+    on the whole frame): where a point of frame 0 really is in frame i."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in frames]
+    warp = np.eye(2, 3, dtype=np.float32)
+    warps = [warp.copy()]
+    for g in grey[1:]:
+        _, warp = cv2.findTransformECC(grey[0], g, warp.copy(), cv2.MOTION_AFFINE, criteria, None, 5)
+        warps.append(warp.copy())
+    return np.array(warps, dtype=np.float64)
+
+
+def true_centres(warps: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Where the face centre really is in each frame: the frame-0 point that the moving frames'
+    detections agree on best (least squares), carried along by the true motion."""
+    a, b = warps[:, :, :2], warps[:, :, 2]
+    c0 = np.linalg.lstsq(a.reshape(-1, 2), (detected - b).reshape(-1), rcond=None)[0]
+    return np.einsum("nij,j->ni", a, c0) + b
+
+
+@dataclass
+class Clip:
+    """Detections of one tracking clip and where the face really is in each frame."""
+
+    dets: Detections
+    truth: np.ndarray | None = None
+    velocity: np.ndarray | None = None
+    """Known horizontal speed per frame (the synthetic turn), for the signed lag."""
+
+
+@dataclass
+class TrackFigures:
+    still_step: float
+    still_centre: float
+    small_still_step: float
+    moving_rms: float
+    moving_step: float
+    small_moving_rms: float
+    turn_mean: float
+    turn_max: float
+    turn_lead: float
+
+
+def _error(faces: list[FaceFrame], truth: np.ndarray) -> np.ndarray:
+    return centres(faces) - truth
+
+
+def _step_std(c: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(c, axis=0).std(axis=0)))
+
+
+def track_figures(
+    clips: dict[str, Clip], size: tuple[int, int], smoothing: Smoothing, params: SteadyParams | None = None
+) -> TrackFigures:
+    run = {name: track(clip.dets, size, smoothing, params) for name, clip in clips.items()}
+    still, small_still = centres(run["still"]), centres(run["still_small"])
+    moving = _error(run["moving"], clips["moving"].truth)  # type: ignore[arg-type]
+    small_moving = _error(run["moving_small"], clips["moving_small"].truth)  # type: ignore[arg-type]
+    turn = _error(run["turn"], clips["turn"].truth)[:, 0]  # type: ignore[arg-type]
+    velocity = clips["turn"].velocity
+    assert velocity is not None
+    on_the_move = velocity != 0
+    return TrackFigures(
+        still_step=_step_std(still),
+        still_centre=float(np.hypot(*still.std(axis=0))),
+        small_still_step=_step_std(small_still),
+        moving_rms=float(np.sqrt((moving**2).sum(axis=1).mean())),
+        moving_step=_step_std(moving),
+        small_moving_rms=float(np.sqrt((small_moving**2).sum(axis=1).mean())),
+        turn_mean=float(np.abs(turn[on_the_move]).mean()),
+        turn_max=float(np.abs(turn).max()),
+        turn_lead=float((turn[on_the_move] * np.sign(velocity[on_the_move])).mean()),
+    )
+
+
+def raw_figures(clips: dict[str, Clip]) -> TrackFigures:
+    """The same figures for the detections themselves (padded like the tracker, unsmoothed)."""
+    c = {name: raw_centres(clip.dets) for name, clip in clips.items()}
+    moving = c["moving"] - clips["moving"].truth
+    small = c["moving_small"] - clips["moving_small"].truth
+    turn = (c["turn"] - clips["turn"].truth)[:, 0]  # type: ignore[index]
+    velocity = clips["turn"].velocity
+    assert velocity is not None
+    on = velocity != 0
+    return TrackFigures(
+        still_step=_step_std(c["still"]),
+        still_centre=float(np.hypot(*c["still"].std(axis=0))),
+        small_still_step=_step_std(c["still_small"]),
+        moving_rms=float(np.sqrt((moving**2).sum(axis=1).mean())),
+        moving_step=_step_std(moving),
+        small_moving_rms=float(np.sqrt((small**2).sum(axis=1).mean())),
+        turn_mean=float(np.abs(turn[on]).mean()),
+        turn_max=float(np.abs(turn).max()),
+        turn_lead=float((turn[on] * np.sign(velocity[on])).mean()),
+    )
+
+
+TRACK_HEADER = (
+    f"{'':28s} |  still head (200 px face)   | still, 95 px |   moving (close-up)    | moving 95 px | "
+    f"fast turn, {TURN_SPEED:g} px/frame"
+)
+TRACK_COLUMNS = (
+    f"{'':28s} | step std   centre std      | step std     | RMS error  error step  | RMS error    | "
+    "mean |err|  max   signed (+ ahead)"
+)
+
+
+def track_row(label: str, f: TrackFigures) -> str:
+    return (
+        f"{label:28s} | {f.still_step:6.3f} px  {f.still_centre:6.3f} px       | {f.small_still_step:6.3f} px    | "
+        f"{f.moving_rms:6.2f} px  {f.moving_step:6.3f} px   | {f.small_moving_rms:6.2f} px    | "
+        f"{f.turn_mean:6.2f} px {f.turn_max:6.2f} {f.turn_lead:+7.2f} px"
+    )
+
+
+# --- compositing -----------------------------------------------------------------------------
+
+
+class Identity:
+    """A perfect network: gives back the unmasked face it was shown (BGR), optionally with a
+    colour cast (per-channel gain, then an offset), like a network that shifts the skin tone."""
+
+    name = "identity"
+
+    def __init__(self, gain: tuple[float, float, float] = (1.0, 1.0, 1.0), offset: float = 0.0) -> None:
+        self.gain = np.array(gain, np.float32)[None, :, None, None]
+        self.offset = offset
+
+    def __call__(self, mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        return np.clip(faces[:, 3:6] * self.gain + self.offset, 0.0, 1.0).astype(np.float32)
+
+
+TINT = Identity(gain=(0.9, 1.0, 1.12), offset=0.03)
+"""B x0.9, R x1.12, +3 %: a visible warm cast."""
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return math.nan
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def luma_gradient(img: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of the luma in grey levels per pixel (Sobel / 8)."""
+    y = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def distance_to(region: np.ndarray) -> np.ndarray:
+    """Per pixel, the distance (px) to the nearest pixel of ``region`` (0 inside it)."""
+    return cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+
+
+def seam_regions(weights: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """(border, around): the pixels within 2 px of the half-way line of ``weights`` (H, W) on
+    either side; and the untouched pixels 3 px to max(6, 0.1 x box width) from anything changed."""
+    half = weights >= 0.5
+    border = (distance_to(half) <= 2.0) & (distance_to(~half) <= 2.0)
+    touched = weights > 0
+    far = distance_to(touched)
+    around = ~touched & (far >= 3.0) & (far <= max(6.0, 0.1 * box.width))
+    return border, around
+
+
+@dataclass
+class CompositeRun:
+    upper: list[float]
+    background: list[float]
+    seam: list[float]
+    around: list[float]
+    colour_step: list[float]
+
+    @staticmethod
+    def empty() -> CompositeRun:
+        return CompositeRun([], [], [], [], [])
+
+
+def regions(frame_shape: tuple[int, ...], face: FaceFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(upper face, background) boolean masks: box rows above the mouth mask; outside the box."""
+    box = face.box
+    assert box is not None
+    h, w = frame_shape[:2]
+    marks = None if face.landmarks is None else face.landmarks - np.array([box.left, box.top], np.float32)
+    local = mouth_mask(box.height, box.width, marks)
+    rows = np.flatnonzero(local.max(axis=1) > 0)
+    first = int(rows[0]) if len(rows) else box.height
+    upper = np.zeros((h, w), bool)
+    upper[box.top : box.top + first, box.left : box.right] = True
+    background = np.ones((h, w), bool)
+    background[box.top : box.bottom, box.left : box.right] = False
+    return upper, background
+
+
+def _near(box: Box, shape: tuple[int, ...], margin: int) -> tuple[slice, slice]:
+    h, w = shape[:2]
+    return (slice(max(0, box.top - margin), min(h, box.bottom + margin)),
+            slice(max(0, box.left - margin), min(w, box.right + margin)))
+
+
+def composite_run(
+    frames: Sequence[Frame], faces: Sequence[FaceFrame], pred: np.ndarray, mode: str, *,
+    color_match: ColorMatch = "off", blend: Blend = "feather",
+) -> CompositeRun:
+    run = CompositeRun.empty()
+    pred_u8 = to_uint8_reference(pred)
+    for i, (frame, face) in enumerate(zip(frames, faces)):
+        box = face.box
+        assert box is not None
+        weights = np.zeros(frame.shape[:2], np.float32)
+        if mode == "reference":
+            out = paste_reference(frame, pred_u8[i], box)
+            weights[box.top : box.bottom, box.left : box.right] = 1.0
+        else:
+            out, local = paste_mouth(frame, pred[i], box, face.landmarks, color_match=color_match, blend=blend)
+            weights[box.top : box.bottom, box.left : box.right] = local
+        upper, background = regions(frame.shape, face)
+        run.upper.append(psnr(out[upper], frame[upper]))
+        run.background.append(psnr(out[background], frame[background]))
+        # the seam figures only look near the box: work on that part of the frame (faster)
+        roi = _near(box, frame.shape, margin=int(max(6.0, 0.1 * box.width)) + 4)
+        border, around = seam_regions(weights[roi], box)
+        grad = luma_gradient(out[roi])
+        run.seam.append(float(grad[border].mean()))
+        run.around.append(float(grad[around].mean()))
+        inner = border & (weights[roi] >= 0.5)
+        cast = out[roi][inner].astype(np.float32).mean(axis=0) - frame[roi][inner].astype(np.float32).mean(axis=0)
+        run.colour_step.append(float(np.abs(cast).mean()))
+    return run
+
+
+def mean_db(values: Sequence[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "inf (identical)"
+    if len(finite) < len(values):
+        return f"{np.mean(finite):.2f} dB ({len(values) - len(finite)} frames identical)"
+    return f"{np.mean(finite):.2f} dB"
+
+
+def min_db(values: Sequence[float]) -> float:
+    return float(min(values)) if values else math.nan
+
+
+# --- resampler -------------------------------------------------------------------------------
+
+
+def resampler_figures(frames: Sequence[Frame], faces: Sequence[FaceFrame]) -> dict[str, tuple[float, float]]:
+    """Per resampler: (PSNR of the lower half of the box, sharpness ratio) for 96 -> box."""
+    interp = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+    scores: dict[str, list[tuple[float, float]]] = {k: [] for k in interp}
+    for frame, face in zip(frames, faces):
+        box = face.box
+        assert box is not None
+        crop = frame[box.top : box.bottom, box.left : box.right]
+        small = cv2.resize(crop, (96, 96)).astype(np.float32)  # what the network sees
+        lower = slice(box.height // 2, box.height)
+        sharp_ref = float(luma_gradient(crop[lower]).mean())
+        for name, flag in interp.items():
+            grown = cv2.resize(small, (box.width, box.height), interpolation=flag)
+            up = np.clip(np.rint(grown), 0, 255).astype(np.uint8)
+            scores[name].append((psnr(up[lower], crop[lower]), float(luma_gradient(up[lower]).mean()) / sharp_ref))
+    return {k: (float(np.mean([s[0] for s in v])), float(np.mean([s[1] for s in v]))) for k, v in scores.items()}
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def timed(label: str, fn: Callable[[], T]) -> T:
+    t0 = time.perf_counter()
+    value = fn()
+    print(f"  ({label}: {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return value
+
+
+SWEEP = [
+    ("default", SteadyParams()),
+    ("hysteresis 0.3", SteadyParams(hysteresis=0.3)),
+    ("hysteresis 0", SteadyParams(hysteresis=0.0)),
+    ("past 4", SteadyParams(past=4)),
+    ("lookahead 2", SteadyParams(lookahead=2)),
+    ("noise floor 0.5 px", SteadyParams(noise_floor=0.5)),
+    ("follow from 2 to 4 sigma", SteadyParams(follow_from=2.0, follow_full=4.0)),
+    ("never follow", SteadyParams(follow_from=1e6, follow_full=2e6)),
+]
+SWEEP_NOTE = (
+    "each line changes one parameter of the default: past 6, lookahead 4, follow 3-6 sigma, noise floor 1 px, "
+    "hysteresis 0.5 px"
+)
+
+
+def tracking_clips(clips: dict[str, list[Frame]], n: int) -> dict[str, Clip]:
+    """Detections (and the true face positions) of the five tracking clips."""
+    first = clips["closeup"][0]
+    offsets = turn_offsets()
+    out = {
+        "still": Clip(timed("detect still", lambda: detect_all(static_clip(first, n)))),
+        "still_small": Clip(timed("detect still small", lambda: detect_all(static_clip(clips["full"][0], n)))),
+        "moving": Clip(timed("detect close-up", lambda: detect_all(clips["closeup"]))),
+        "moving_small": Clip(timed("detect full", lambda: detect_all(clips["full"]))),
+        "turn": Clip(timed("detect turn", lambda: detect_all(turn_clip(first, offsets)))),
+    }
+    for name, clip in (("moving", "closeup"), ("moving_small", "full")):
+        warps = timed(f"register {clip}", lambda clip=clip: true_motion(clips[clip]))  # type: ignore[misc]
+        out[name].truth = true_centres(warps, raw_centres(out[name].dets))
+    start = raw_centres(out["turn"].dets[:8]).mean(axis=0)
+    out["turn"].truth = np.stack([start[0] + offsets, np.full_like(offsets, start[1])], axis=1)
+    out["turn"].velocity = np.diff(offsets, prepend=offsets[0])
+    return out
+
+
+def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool) -> dict[str, TrackFigures]:
+    print("# Steady faces: face box centre (yuface detections, bottom pad 10 px), px")
+    print("still: std of the frame-to-frame step and of the centre; moving: error against the true motion (image")
+    print("registration) and std of its frame-to-frame step; fast turn: error while moving, + = box ahead of the face")
+    print(TRACK_HEADER)
+    print(TRACK_COLUMNS)
+    figures = {
+        "raw detections": raw_figures(tracking),
+        "reference (5-frame mean)": track_figures(tracking, size, "reference"),
+        "steady (ours, default)": track_figures(tracking, size, "steady"),
+    }
+    for name, f in figures.items():
+        print(track_row(name, f))
+    if sweep:
+        print(f"\nsteady parameter sweep (same detections; {SWEEP_NOTE}):")
+        for label, params in SWEEP:
+            print(track_row("  " + label, track_figures(tracking, size, "steady", params)))
+    return figures
+
+
+NETWORKS = ("random weights", "identity network", "tinted identity")
+
+
+def composite_section(
+    clips: dict[str, list[Frame]], tracking: dict[str, Clip], checkpoint: str
+) -> dict[tuple[str, str, str], CompositeRun]:
+    from lipsync.inference import load_generator
+
+    print("\n# Compositing (frames in memory, before encoding)")
+    nets = {
+        "random weights": load_generator(checkpoint, "cpu"), "identity network": Identity(), "tinted identity": TINT,
+    }
+    mel = melspectrogram(to_model_rate(load_audio(MEDIA / "speech_espeak_16k_5s.wav")))
+    dets = {"closeup": tracking["moving"].dets, "full": tracking["moving_small"].dets}
+    results: dict[tuple[str, str, str], CompositeRun] = {}
+    for clip, frames in clips.items():
+        windows = mel_windows(mel, FPS, len(frames))
+        tracks = {s: track(dets[clip], frames[0].shape[:2], s) for s in ("steady", "reference")}
+        crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
+        for net_name, net in nets.items():
+            ours = predict(net, windows, crops["steady"], 8)
+            ref = predict(net, windows, crops["reference"], 8)
+            results[(clip, net_name, "default (mouth)")] = composite_run(frames, tracks["steady"], ours, "mouth")
+            results[(clip, net_name, "reference")] = composite_run(frames, tracks["reference"], ref, "reference")
+            if net_name != "identity network":
+                results[(clip, net_name, "mouth + lab colour")] = composite_run(
+                    frames, tracks["steady"], ours, "mouth", color_match="lab")
+                results[(clip, net_name, "mouth + seamless")] = composite_run(
+                    frames, tracks["steady"], ours, "mouth", blend="seamless")
+    print(f"{'clip':8s} {'network':17s} {'mode':20s} | {'upper face PSNR':>26s} | {'background PSNR':>16s} | "
+          f"seam grad / around = ratio | colour cast at border")
+    for (clip, net_name, mode), r in results.items():
+        seam, around = float(np.mean(r.seam)), float(np.mean(r.around))
+        print(f"{clip:8s} {net_name:17s} {mode:20s} | {mean_db(r.upper):>26s} | {mean_db(r.background):>16s} | "
+              f"{seam:5.2f} / {around:5.2f} = {seam / around:4.2f}      | {np.mean(r.colour_step):5.1f} levels")
+    return results
+
+
+Scores = dict[str, tuple[float, float]]
+
+
+def resampler_section(clips: dict[str, list[Frame]], tracking: dict[str, Clip]) -> dict[str, Scores]:
+    print("\n# Resampler: the face box shrunk to 96x96 (as the network sees it) and grown back; lower half of the box")
+    rows = {}
+    for clip, name in (("closeup", "moving"), ("full", "moving_small")):
+        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady")
+        rows[clip] = resampler_figures(clips[clip], faces)
+        cells = "  ".join(f"{k}: {db:.2f} dB, sharpness {sharp:.2f}" for k, (db, sharp) in rows[clip].items())
+        print(f"{clip:8s} {cells}")
+    return rows
+
+
+def target_checks(
+    results: dict[tuple[str, str, str], CompositeRun],
+    figures: dict[str, TrackFigures],
+    resampling: dict[str, Scores],
+) -> list[tuple[str, bool]]:
+    checks = []
+    for clip in CLIPS:
+        for net_name in ("random weights", "identity network"):
+            r = results[(clip, net_name, "default (mouth)")]
+            worst = min(min_db(r.upper), min_db(r.background))
+            label = f"{clip}/{net_name}: default upper face and background PSNR >= 45 dB (worst frame {worst:.1f} dB)"
+            checks.append((label, worst >= 45.0))
+            ratio = float(np.mean(r.seam) / np.mean(r.around))
+            label = f"{clip}/{net_name}: default seam gradient <= the image's around it (ratio {ratio:.2f})"
+            checks.append((label, ratio <= 1.0))
+    ref, ours = figures["reference (5-frame mean)"], figures["steady (ours, default)"]
+    checks.append((
+        f"still head: our jitter below the reference's ({ours.still_step:.3f} vs {ref.still_step:.3f} px; "
+        f"95 px face {ours.small_still_step:.3f} vs {ref.small_still_step:.3f})",
+        ours.still_step < ref.still_step and ours.small_still_step < ref.small_still_step,
+    ))
+    checks.append((
+        f"moving head: our box nearer the true motion ({ours.moving_rms:.2f} vs {ref.moving_rms:.2f} px RMS; "
+        f"95 px face {ours.small_moving_rms:.2f} vs {ref.small_moving_rms:.2f})",
+        ours.moving_rms < ref.moving_rms and ours.small_moving_rms < ref.small_moving_rms,
+    ))
+    checks.append((
+        f"fast turn: our box within 3 % of the ~200 px face at every frame (max {ours.turn_max:.1f} px, mean "
+        f"{ours.turn_mean:.1f} while moving; reference max {ref.turn_max:.1f}, mean {ref.turn_mean:.1f})",
+        ours.turn_max <= 6.0,
+    ))
+    for clip, rows in resampling.items():
+        best = max(rows, key=lambda k: rows[k][0])
+        label = f"{clip}: the default resampler (lanczos) is the best by PSNR (best: {best})"
+        checks.append((label, best == "lanczos"))
+    return checks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=125, help="frames of each clip (default 125, all)")
+    p.add_argument("--checkpoint", default=str(CHECKPOINT), help="Wav2Lip weights (default: the random fixture)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the steady-parameter sweep")
+    args = p.parse_args(argv)
+
+    clips = {k: list(iter_frames(MEDIA / v, frame_load_cap=args.frames)) for k, v in CLIPS.items()}
+    tracking = tracking_clips(clips, args.frames)
+    figures = steady_section(tracking, clips["closeup"][0].shape[:2], not args.no_sweep)
+    results = composite_section(clips, tracking, args.checkpoint)
+    resampling = resampler_section(clips, tracking)
+    print("\n# Targets (issue #5)")
+    checks = target_checks(results, figures, resampling)
+    for label, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {label}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
