@@ -36,14 +36,14 @@ Two options refine the mouth mode, both off by default:
 
 from __future__ import annotations
 
-from typing import Literal
+
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from .errors import InputError
-from .types import Box, Frame, choices
+from .types import Blend, Box, ColorMatch, Frame, Resampler, choices
 
 __all__ = [
     "Blend",
@@ -59,9 +59,6 @@ __all__ = [
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-Resampler = Literal["lanczos", "bicubic", "bilinear"]
-ColorMatch = Literal["off", "lab"]
-Blend = Literal["feather", "seamless"]
 _INTERP = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
 _SCALE_MIN = np.array([0.5, 0.5, 0.5], np.float32)

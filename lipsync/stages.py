@@ -26,7 +26,7 @@ from .errors import InputError
 from .generate import crop_faces, predict
 from .inference import Generator
 from .model import IMG_SIZE
-from .types import CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
+from .types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
 
 __all__ = [
     "FaceTrack",
@@ -143,6 +143,9 @@ def composite_face(
     face: FaceFrame,
     mode: CompositeMode = "mouth",
     feather: float = 0.15,
+    *,
+    color_match: ColorMatch = "off",
+    blend: Blend = "feather",
 ) -> tuple[Frame, F32]:
     """Paste a generated face (float RGB (h, w, 3) in [0, 1], any size) into ``frame``.
 
@@ -164,7 +167,7 @@ def composite_face(
         mask[box.top : box.bottom, box.left : box.right] = 1.0
         return out, mask
     pred_bgr = np.ascontiguousarray(face_bgr.transpose(2, 0, 1))
-    out, local = paste_mouth(frame, pred_bgr, box, face.landmarks, feather=feather)
+    out, local = paste_mouth(frame, pred_bgr, box, face.landmarks, feather=feather, color_match=color_match, blend=blend)
     mask[box.top : box.bottom, box.left : box.right] = local
     return out, mask
 

@@ -22,7 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "Blend",
     "Box",
+    "ColorMatch",
     "CompositeMode",
     "Detection",
     "DetectorName",
@@ -32,6 +34,8 @@ __all__ = [
     "LengthPolicy",
     "MelWindows",
     "MissingFacePolicy",
+    "Resampler",
+    "Smoothing",
     "VideoInfo",
     "Waveform",
     "choices",
@@ -48,6 +52,11 @@ MissingFacePolicy = Literal["passthrough", "hold", "interpolate", "fail"]
 FaceChoice = Literal["largest", "index", "closest"]
 CompositeMode = Literal["mouth", "reference"]
 LengthPolicy = Literal["auto", "trim", "loop", "pingpong", "freeze"]
+Smoothing = Literal["steady", "reference"]
+"""``steady``: lipsync.faces.smooth (the product's default). ``reference``: Wav2Lip's 5-frame forward mean."""
+Resampler = Literal["lanczos", "bicubic", "bilinear"]
+ColorMatch = Literal["off", "lab"]
+Blend = Literal["feather", "seamless"]
 
 
 def choices(literal: Any) -> list[str]:

@@ -16,7 +16,7 @@ from comfy_api.latest import io
 from ..lipsync.errors import InputError
 from ..lipsync.model import IMG_SIZE
 from ..lipsync.stages import FaceTrack, MelFrames, composite_face, generate_faces, sequence_indices
-from ..lipsync.types import CompositeMode, choices
+from ..lipsync.types import Blend, ColorMatch, CompositeMode, choices
 from . import _host
 from ._common import FACES, MEL, WAV2LIP, category, memory_problem
 from ._convert import check_images, frame_at
@@ -132,6 +132,17 @@ class Composite(io.ComfyNode):
                     "feather", default=0.15, min=0.0, max=0.5, step=0.01,
                     tooltip="mouth mode: width of the soft edge, as a fraction of the face box width.",
                 ),
+                io.Combo.Input(
+                    "color_match", options=choices(ColorMatch), default="off",
+                    tooltip="mouth mode: lab matches the mean/std of the generated region to the original in "
+                    "CIE L*a*b* under the mask (removes a colour cast of the network or a restorer). Cost: ~1 ms "
+                    "per frame.",
+                ),
+                io.Combo.Input(
+                    "blend", options=choices(Blend), default="feather",
+                    tooltip="mouth mode: feather = a soft alpha edge; seamless = OpenCV Poisson cloning inside "
+                    "the mask, then the same soft edge (hides lighting differences; ~5-20 ms per frame).",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
@@ -149,6 +160,8 @@ class Composite(io.ComfyNode):
         face_track: FaceTrack,
         mode: str = "mouth",
         feather: float = 0.15,
+        color_match: str = "off",
+        blend: str = "feather",
     ) -> io.NodeOutput:
         images = check_images(images, "images")
         faces = check_images(faces, "faces")
@@ -177,7 +190,9 @@ class Composite(io.ComfyNode):
             face = face_track.faces[index]
             if face.box is not None:
                 rgb = faces[index, :, :, :3].detach().to("cpu", torch.float32).numpy()
-                pasted, mask = composite_face(frame_at(images, int(source)), rgb, face, mode, feather)  # type: ignore[arg-type]
+                pasted, mask = composite_face(
+                    frame_at(images, int(source)), rgb, face, mode, feather, color_match=color_match, blend=blend  # type: ignore[arg-type]
+                )
                 changed = torch.from_numpy(mask > 0)
                 out[index][changed] = torch.from_numpy(pasted).to(torch.float32).div_(255.0)[changed]
                 masks[index] = torch.from_numpy(mask)

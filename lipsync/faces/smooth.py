@@ -32,17 +32,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
+from ..types import Smoothing
 
 __all__ = ["Smoothing", "SteadyParams", "SteadySmoother", "smooth_boxes_steady"]
 
-Smoothing = Literal["steady", "reference"]
-"""``steady``: this module (the product's default). ``reference``: Wav2Lip's 5-frame forward mean."""
 
 F64 = npt.NDArray[np.float64]
 IntBox = npt.NDArray[np.int64]
