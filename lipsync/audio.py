@@ -64,6 +64,8 @@ def _frame_to_float(frame: Any) -> FloatArray:
     unusual channel layouts working and never buffers or shifts samples.
     """
     fmt, channels = frame.format, len(frame.layout.channels)
+    if fmt.is_planar and channels > _AVFRAME_PLANES:
+        return _packed_float(frame, channels)
     data = np.asarray(frame.to_ndarray())
     data = data.reshape(channels, -1) if fmt.is_planar else data.reshape(-1, channels).T
     base = fmt.name.rstrip("p") if fmt.is_planar else fmt.name
@@ -72,6 +74,26 @@ def _frame_to_float(frame: Any) -> FloatArray:
     scale = _INT_SCALE[base]  # FFmpeg has no other sample formats
     out = data.astype(np.float64) - (128.0 if base == "u8" else 0.0)
     return (out / scale).astype(np.float32)
+
+
+_AVFRAME_PLANES = 8
+"""PyAV reads a planar frame's planes from AVFrame.data[0..7] only: with more channels (16-channel
+ambisonic Opus, a damaged AAC header claiming 30) ``to_ndarray`` reads past it and crashes."""
+
+
+def _packed_float(frame: Any, channels: int) -> FloatArray:
+    """A planar frame of many channels as float32 (channels, samples), through one packed plane.
+
+    Only the sample format changes (same rate and layout), so FFmpeg's converter neither
+    buffers nor shifts samples; a fresh converter per frame keeps it that way.
+    """
+    import av
+
+    converter = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+    blocks = [out.to_ndarray().reshape(-1, channels).T for out in converter.resample(frame) + converter.resample(None)]
+    if not blocks:
+        return np.zeros((channels, 0), np.float32)
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32)
 
 
 def _match_block(block: FloatArray, rate: int, channels: int, want_rate: int) -> FloatArray:

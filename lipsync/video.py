@@ -1,10 +1,12 @@
 """Video in and out: probe a file, stream its frames upright, write the result atomically.
 
 Reading decodes one frame at a time with PyAV (never the whole video in memory) and yields
-upright RGB uint8 frames: the display matrix of phone videos is applied here, once, so every
-later stage sees faces the right way up. Still images (.png .jpg .jpeg .webp .bmp) are videos
-of one frame. Every failure to read becomes a ``VideoError`` whose one sentence names the
-file, what is wrong with it and what to do; FFmpeg's own exception is chained, not shown.
+upright RGB uint8 frames at a constant rate: the display matrix of phone videos is applied here,
+once, so every later stage sees faces the right way up, and variable-frame-rate recordings are
+put on the rate ``probe`` reports by their timestamps (see ``_constant_rate``). Still images
+(.png .jpg .jpeg .webp .bmp) are videos of one frame. Every failure to read becomes a
+``VideoError`` whose one sentence names the file, what is wrong with it and what to do;
+FFmpeg's own exception is chained, not shown.
 
 Writing lives in ``lipsync._encode`` (``VideoWriter``) and is re-exported here.
 """
@@ -109,6 +111,8 @@ def _video_stream(container: av.container.InputContainer, path: str) -> av.Video
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
+    if not container.streams:  # typically a damaged header: the streams could not be read
+        raise _error(path, "FFmpeg finds no stream in it, so it is damaged or not a video", _REDO)
     what = "audio but no video" if container.streams.audio else "no video stream"
     raise _error(path, f"the file contains {what}", "give a video or an image of the face")
 
@@ -145,12 +149,68 @@ def _decoded(container: av.container.InputContainer, stream: av.VideoStream, pat
         raise _error(path, f"the file is cut off in the middle of frame {packets}", _REDO)
 
 
+def _standard_rate(rate: Fraction) -> Fraction:
+    """``rate``, or the N·1000/1001 or whole-number rate within 0.05 % of it.
+
+    An MP4's average rate is frames / duration, and the duration counts the last frame's own
+    duration, which muxers and phones set loosely: a 25 fps clip can average 240000/9601.
+    """
+    for nominal in (Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001), Fraction(round(rate))):
+        if nominal > 0 and abs(rate / nominal - 1) <= Fraction(1, 2000):
+            return nominal
+    return rate
+
+
 def _frame_rate(stream: av.VideoStream) -> Fraction:
     """The exact rate (e.g. 30000/1001): the average rate, else FFmpeg's guess, else 25."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate is not None and rate > 0:
-            return Fraction(rate)
+            return _standard_rate(Fraction(rate))
     return DEFAULT_STILL_FPS
+
+
+_MAX_GAP_S = 60
+"""A timestamp leap longer than this is a broken timestamp, not a pause in a recording."""
+
+
+def _constant_rate(frames: Iterator[av.VideoFrame], rate: Fraction) -> Iterator[av.VideoFrame]:
+    """The frames at a constant ``rate``, placed by their timestamps (FFmpeg's ``-fps_mode cfr``).
+
+    Phones and screen recorders write variable-frame-rate video: the rate dips in low light or
+    when nothing moves. The pipeline shows frame k at k / rate, so taking the frames in decode
+    order would play such parts too fast and shift everything after them. Instead, slot k (time
+    k / rate from the first frame) shows the first frame whose timestamp rounds to k, else the
+    one before: a dip repeats the held frame, a burst drops the extra frames, so the motion keeps
+    its speed and the video its duration. A constant-rate file passes unchanged. Frames without
+    a timestamp, with the held frame's timestamp, or whose timestamp goes back or leaps more
+    than a minute (broken files) are taken in decode order, one slot each.
+    """
+    held: av.VideoFrame | None = None
+    held_time: Fraction | None = None
+    origin = Fraction(0)
+    slot = 0  # the slot ``held`` will fill
+    try:
+        for frame in frames:
+            time = Fraction(frame.pts) * frame.time_base if frame.pts is not None and frame.time_base else None
+            if held is None:
+                held, held_time, origin = frame, time, time or Fraction(0)
+                continue
+            target = round((time - origin) * rate) if time is not None else None
+            if target is not None and target == slot and time != held_time:
+                continue  # a second frame in the same slot: dropped
+            if target is None or time == held_time or not slot < target <= slot + _MAX_GAP_S * rate:
+                target = slot + 1  # no usable timestamp: next slot, the clock restarts here
+                if time is not None:
+                    origin = time - target / rate
+            for _ in range(target - slot):
+                yield held
+            held, held_time, slot = frame, time, target
+        if held is not None:
+            yield held
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
 
 def _tag_seconds(value: str | None) -> float:
@@ -239,7 +299,8 @@ def iter_frames(
     skip_first_frames: int = 0,
     select_every_nth: int = 1,
 ) -> Iterator[Frame]:
-    """Yield upright RGB uint8 frames one at a time (VideoHelperSuite's selection rules).
+    """Yield upright RGB uint8 frames one at a time, at ``probe(path).fps`` (VideoHelperSuite's
+    selection rules; a variable-frame-rate file is first put on that constant rate).
 
     Skip the first ``skip_first_frames`` frames, then keep every ``select_every_nth``-th one,
     and stop after ``frame_load_cap`` kept frames (0: no cap). Decoding stops as soon as the
@@ -255,7 +316,7 @@ def iter_frames(
     with _open(name) as container:
         stream = _video_stream(container, name)
         stream.thread_type = "AUTO"
-        frames = _decoded(container, stream, name)
+        frames = _constant_rate(_decoded(container, stream, name), _frame_rate(stream))
         try:
             for index, frame in enumerate(frames):
                 if index < skip_first_frames or (index - skip_first_frames) % select_every_nth:

@@ -3,84 +3,19 @@ come and go, length policies, cancellation, and the shared preprocessing of both
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import FIXTURE, need
+from fakes import FakeDetector, Recorder, numbered_frames, read, silence, write_video
 from lipsync.errors import Cancelled, FaceNotFoundError
 from lipsync.pipeline import LipSyncOptions, lipsync_video
-from lipsync.types import Box, Detection, Waveform
-from lipsync.video import VideoWriter, iter_frames, probe
+from lipsync.types import Box
+from lipsync.video import probe
 
 BOX = Box(top=48, bottom=232, left=56, right=200)
-
-
-class Recorder:
-    """A stand-in network that records its inputs and returns the unmasked face (identity)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.mel: list[np.ndarray] = []
-        self.faces: list[np.ndarray] = []
-
-    def __call__(self, mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        self.mel.append(mel.copy())
-        self.faces.append(faces.copy())
-        return np.ascontiguousarray(faces[:, 3:6])
-
-    def all_mel(self) -> np.ndarray:
-        return np.concatenate(self.mel)
-
-    def all_faces(self) -> np.ndarray:
-        return np.concatenate(self.faces)
-
-
-class FakeDetector:
-    """Finds one face at a fixed place, except in the frames listed in ``absent``."""
-
-    name = "fake"
-
-    def __init__(self, absent: set[int] = frozenset(), box: tuple[int, int, int, int] = (56, 48, 200, 222)) -> None:
-        self.absent, self.box, self.calls = absent, box, 0
-
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        index = self.calls
-        self.calls += 1
-        if index in self.absent:
-            return []
-        x1, y1, x2, y2 = self.box
-        return [Detection(x1, y1, x2, y2, 0.99)]
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    with VideoWriter(path, Fraction(fps), lossless=True) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return path
-
-
-def numbered_frames(n: int, size: int = 256) -> list[np.ndarray]:
-    """Frames whose top-left pixel holds their index, so the output order can be read back."""
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-    frames = []
-    for i in range(n):
-        f = base.copy()
-        f[:8, :8] = i
-        frames.append(f)
-    return frames
-
-
-def silence(seconds: float, rate: int = 16000) -> Waveform:
-    return Waveform(np.zeros((1, int(seconds * rate)), np.float32), rate)
-
-
-def read(path: Path) -> list[np.ndarray]:
-    return list(iter_frames(path))
 
 
 @pytest.fixture(scope="module")
