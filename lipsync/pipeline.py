@@ -23,7 +23,7 @@ import torch
 
 from . import audio as audio_mod
 from .composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
-from .errors import Cancelled, InputError
+from .errors import Cancelled, FaceNotFoundError, InputError
 from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
 from .faces.smooth import Smoothing
 from .generate import crop_faces, predict, to_uint8_reference
@@ -259,6 +259,19 @@ def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Fr
     return composite_and_write
 
 
+FRAME_BUFFER_BYTES = 768 * 2**20
+"""About this much memory holds frames in flight (a chunk plus the queues before and after the
+network): at 720p that is the full 4-batch chunk, at 4K it shrinks to keep memory flat."""
+
+
+def _buffer_sizes(opts: LipSyncOptions, info: VideoInfo) -> tuple[int, int]:
+    """(frames per chunk, depth of each background queue), bounded by FRAME_BUFFER_BYTES."""
+    frame_bytes = max(1, info.width * info.height * 3)
+    share = max(1, FRAME_BUFFER_BYTES // 3 // frame_bytes)
+    chunk = max(opts.batch_size, min(opts.batch_size * max(1, opts.chunk_batches), share))
+    return chunk, max(2, min(chunk + 8, share))
+
+
 def lipsync_video(
     video: str | os.PathLike[str],
     audio: str | os.PathLike[str] | Waveform | PreparedAudio,
@@ -301,12 +314,12 @@ def lipsync_video(
     tracked = _track(frames, info, opts, detector)
 
     done = with_face = 0
-    chunk_size = opts.batch_size * max(1, opts.chunk_batches)
+    chunk_size, depth = _buffer_sizes(opts, info)
     with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while
         # this thread feeds the network.
-        items = prefetch(tracked, depth=chunk_size + 8)
-        sink = BackgroundConsumer(_compositor(opts, writer), depth=chunk_size)
+        items = prefetch(tracked, depth=depth)
+        sink = BackgroundConsumer(_compositor(opts, writer), depth=depth)
         try:
             for chunk in _chunks(items, chunk_size):
                 if should_stop is not None and should_stop():
@@ -324,12 +337,20 @@ def lipsync_video(
                 if progress is not None:
                     progress(done, n_out)
             sink.finish()
-        except BaseException:
+        except BaseException as exc:
             sink.cancel()
             items.close()
+            if isinstance(exc, FaceNotFoundError):
+                raise FaceNotFoundError(f"{Path(video_path).name}: {exc}") from exc
             raise
         if done == 0:
             raise InputError(f"{Path(video_path).name} gave no frames to process.")
+    warnings = []
+    if with_face == 0:
+        warnings.append(
+            f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
+            "with the new audio; check that the face is visible and upright, or give a fixed face box."
+        )
     return LipSyncResult(
         output=Path(output),
         frames=done,
@@ -338,4 +359,5 @@ def lipsync_video(
         frames_with_face=with_face,
         detector="fixed box" if opts.box is not None else getattr(detector, "name", "?"),
         seconds=time.perf_counter() - t0,
+        warnings=warnings,
     )

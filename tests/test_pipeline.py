@@ -84,7 +84,7 @@ def test_missing_face_policy_fail_names_the_frame(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mkv", numbered_frames(12))
     out = tmp_path / "out.mkv"
     opts = LipSyncOptions(lossless=True, missing_face="fail")
-    with pytest.raises(FaceNotFoundError, match="frame 7"):
+    with pytest.raises(FaceNotFoundError, match=r"in\.mkv: .*frame 7"):
         lipsync_video(video, silence(0.48), out, Recorder(), opts, detector=FakeDetector({7}))
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if "lipsync-tmp" in p.name]
