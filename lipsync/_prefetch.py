@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["BackgroundConsumer", "prefetch"]
+__all__ = ["BackgroundConsumer", "InlineConsumer", "prefetch"]
 
 T = TypeVar("T")
 
@@ -126,3 +126,19 @@ class BackgroundConsumer(Generic[T]):
                 break
         self._items.put(_DONE)
         self._thread.join()
+
+
+class InlineConsumer(Generic[T]):
+    """``BackgroundConsumer``'s interface without the thread: ``put`` consumes at once."""
+
+    def __init__(self, consume: Callable[[T], None]) -> None:
+        self._consume = consume
+
+    def put(self, item: T) -> None:
+        self._consume(item)
+
+    def finish(self) -> None:
+        return None
+
+    def cancel(self) -> None:
+        return None

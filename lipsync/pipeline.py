@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +30,7 @@ from .faces.smooth import Smoothing
 from .generate import crop_faces, predict, to_uint8_reference
 from .inference import Generator, resolve_device
 from .restore import FaceRestorer, load_restorer, restore_predictions
-from ._prefetch import BackgroundConsumer, prefetch
+from ._prefetch import BackgroundConsumer, InlineConsumer, prefetch
 from .length import sequence_frames
 from .types import (
     Box,
@@ -96,6 +97,8 @@ class LipSyncOptions:
     select_every_nth: int = 1
     lossless: bool = False
     chunk_batches: int = 4
+    overlap: bool = True
+    """Decode + detect ahead and composite + encode behind the network in two threads."""
 
     def validated(self) -> LipSyncOptions:
         if self.batch_size < 1:
@@ -318,8 +321,12 @@ def lipsync_video(
     with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while
         # this thread feeds the network.
-        items = prefetch(tracked, depth=depth)
-        sink = BackgroundConsumer(_compositor(opts, writer), depth=depth)
+        if opts.overlap:
+            items = prefetch(tracked, depth=depth)
+            sink: BackgroundConsumer[Any] | InlineConsumer[Any] = BackgroundConsumer(_compositor(opts, writer), depth=depth)
+        else:
+            items = iter(tracked)
+            sink = InlineConsumer(_compositor(opts, writer))
         try:
             for chunk in _chunks(items, chunk_size):
                 if should_stop is not None and should_stop():
@@ -339,7 +346,9 @@ def lipsync_video(
             sink.finish()
         except BaseException as exc:
             sink.cancel()
-            items.close()
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
             if isinstance(exc, FaceNotFoundError):
                 raise FaceNotFoundError(f"{Path(video_path).name}: {exc}") from exc
             raise
