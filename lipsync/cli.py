@@ -14,10 +14,24 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import LipSyncError, ModelError
-from .types import Box, choices, CompositeMode, DetectorName, FaceChoice, LengthPolicy, MissingFacePolicy
+from .types import (
+    Blend,
+    Box,
+    ColorMatch,
+    CompositeMode,
+    DetectorName,
+    FaceChoice,
+    LengthPolicy,
+    MissingFacePolicy,
+    Smoothing,
+    choices,
+)
+
+if TYPE_CHECKING:
+    from .pipeline import LipSyncResult
 
 __all__ = ["find_checkpoint", "main"]
 
@@ -74,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--face-index", type=int, default=0, help="with --face index: 0 = leftmost")
     p.add_argument("--missing-face", choices=choices(MissingFacePolicy), default="passthrough", help="frames without a face: keep them as they are (default), hold the last box, interpolate, or fail")
     p.add_argument("--detect-every", type=int, default=1, help="run the detector on every k-th frame and interpolate between (faster)")
+    p.add_argument("--smoothing", choices=choices(Smoothing), default="steady", help="face box smoothing: steady (no jitter, follows moves; default) or reference (the original's 5-frame mean)")
+    p.add_argument("--color-match", choices=choices(ColorMatch), default="off", help="mouth mode: lab matches the generated region's colours to the original")
+    p.add_argument("--blend", choices=choices(Blend), default="feather", help="mouth mode: feather (soft edge) or seamless (Poisson cloning + soft edge)")
+    p.add_argument("--restore", metavar="MODEL", help="face restorer (GFPGAN/RestoreFormer .pth/.safetensors; CodeFormer needs spandrel-extra-arches, non-commercial) applied inside the mouth mask")
+    p.add_argument("--restore-strength", type=float, default=1.0, help="0-1: how much of the restored face is used (default 1)")
+    p.add_argument("--restore-fidelity", type=float, default=0.5, help="CodeFormer: 0 = most restored, 1 = closest to the input (default 0.5)")
     p.add_argument("--length-policy", choices=choices(LengthPolicy), default="auto", help="audio and video of different length: auto = trim if the audio is shorter, ping-pong if longer")
     p.add_argument("--audio-offset", type=float, default=0.0, metavar="MS", help="shift the sync in milliseconds (positive: the mouth moves later)")
     p.add_argument("--fps", type=float, help="frame rate for a still image (default 25) or to override the file's")
@@ -81,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="half precision (GPU only)")
     p.add_argument("--lossless", action="store_true", help="FFV1 RGB in .mkv: bit-exact frames")
     p.add_argument("--models-dir", help="models folder: wav2lip/, facedetect/, insightface/ (default: $LIPSYNC_MODELS or ./models)")
+    p.add_argument("--no-overlap", action="store_true", help="run every stage in one thread (for measurements)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -107,12 +128,15 @@ class _Progress:
 
 def _run_job(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
+    from ._encode import _CONTAINERS
     from .inference import load_generator
     from .pipeline import LipSyncOptions, lipsync_video
 
     output = Path(args.output)
     if args.lossless and output.suffix.lower() != ".mkv":
         raise LipSyncError(f"--lossless writes FFV1 into Matroska: name the output .mkv, not {output.name}.")
+    if output.suffix.lower() not in _CONTAINERS:  # before minutes of work, not after
+        raise LipSyncError(f"Cannot write {output.name}: name the output .mp4 (or {', '.join(list(_CONTAINERS)[1:])}).")
     opts = LipSyncOptions(
         mode="reference" if args.reference else args.mode,
         reference=args.reference,
@@ -125,10 +149,17 @@ def _run_job(argv: Sequence[str]) -> int:
         face_index=args.face_index,
         missing_face=args.missing_face,
         detect_every=args.detect_every,
+        smoothing="reference" if args.reference else args.smoothing,
+        color_match=args.color_match,
+        blend=args.blend,
+        restore=args.restore,
+        restore_strength=args.restore_strength,
+        restore_fidelity=args.restore_fidelity,
         length_policy="loop" if args.reference else args.length_policy,
         audio_offset_ms=args.audio_offset,
         fps=args.fps,
         lossless=args.lossless,
+        overlap=not args.no_overlap,
     ).validated()
     import torch
 
@@ -138,6 +169,8 @@ def _run_job(argv: Sequence[str]) -> int:
         result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
     finally:
         bar.close()
+    for warning in _warnings(result, args):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(
             f"wrote {result.output} ({result.frames} frames at {float(result.fps):g} fps, "
@@ -146,6 +179,11 @@ def _run_job(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _warnings(result: LipSyncResult, args: argparse.Namespace) -> list[str]:
+    """What the user must know although the file was written (shown even with --quiet)."""
+    return [w.replace("give a fixed face box", "give --box") for w in result.warnings]
 
 
 def _run_convert(argv: Sequence[str]) -> int:
@@ -173,7 +211,12 @@ def _run_download(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"convert": _run_convert, "download": _run_download}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "convert": _run_convert,
+    "download": _run_download,
+    "batch": lambda argv: __import__(f"{__package__}.batch", fromlist=["run_batch_cli"]).run_batch_cli(argv),
+    "segment": lambda argv: __import__(f"{__package__}.segment", fromlist=["run_segment_cli"]).run_segment_cli(argv),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,3 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no output was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, the traceback on request
+        if os.environ.get("LIPSYNC_DEBUG"):
+            raise
+        print(f"error: {_unexpected(exc)}", file=sys.stderr)
+        return 1
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error the library did not foresee (no output was written either way)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return (
+            f"out of memory ({type(exc).__name__}: {text[:200]}); lower --batch-size, use a smaller "
+            "or shorter video, or close other programs using the GPU. No output was written."
+        )
+    return (
+        f"unexpected {type(exc).__name__}: {text[:300]}. No output was written. This is a bug: please "
+        "report it with the command line (set LIPSYNC_DEBUG=1 to see the full traceback)."
+    )

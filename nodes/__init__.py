@@ -10,10 +10,12 @@ from comfy_api.latest import ComfyExtension, io
 
 from ._host import register_model_folders
 from .audio import AudioToMel
+from .batch import LipSyncBatch
 from .faces import DetectFaces
 from .generate import Composite, Wav2LipGenerate
 from .lipsync import LipSyncVideo
 from .model import LoadWav2LipModel
+from .restore import FaceRestore
 from .video import LoadVideo, SaveVideo
 
 __all__ = ["NODES", "ReSyncExtension"]
@@ -24,9 +26,11 @@ NODES: list[type[io.ComfyNode]] = [
     DetectFaces,
     LoadWav2LipModel,
     Wav2LipGenerate,
+    FaceRestore,
     Composite,
     SaveVideo,
     LipSyncVideo,
+    LipSyncBatch,
 ]
 """Every node of the pack, in the order of the data flow."""
 

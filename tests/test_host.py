@@ -37,7 +37,8 @@ SHARED = Path(os.environ.get("LIPSYNC_SHARED", REPO.parent / "shared"))
 MEDIA = ("astronaut_closeup_5s_silent.mp4", "speech_piper_16k_5s.wav", "speech_espeak_16k_5s.wav")
 CHECKPOINT = SHARED / "fixtures" / "wav2lip_reference" / "random_wav2lip.pth"
 NODES = ["ReSyncLoadVideo", "ReSyncAudioToMel", "ReSyncDetectFaces", "ReSyncLoadWav2LipModel",
-         "ReSyncWav2LipGenerate", "ReSyncComposite", "ReSyncSaveVideo", "ReSyncLipSyncVideo"]
+         "ReSyncWav2LipGenerate", "ReSyncFaceRestore", "ReSyncComposite", "ReSyncSaveVideo", "ReSyncLipSyncVideo",
+         "ReSyncLipSyncBatch"]
 
 # What the API twins run instead of the templates' placeholders: the test media and checkpoint,
 # short clips, and core ImageScaleBy where the template has an upscale model.

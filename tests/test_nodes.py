@@ -27,9 +27,11 @@ EXPECTED = [
     "ReSyncDetectFaces",
     "ReSyncLoadWav2LipModel",
     "ReSyncWav2LipGenerate",
+    "ReSyncFaceRestore",
     "ReSyncComposite",
     "ReSyncSaveVideo",
     "ReSyncLipSyncVideo",
+    "ReSyncLipSyncBatch",
 ]
 
 CORE_IDS = {
