@@ -19,6 +19,14 @@ MEDIA = SHARED / "media"
 CHECKPOINT = FIXTURE / "random_wav2lip.pth"
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that must react to Ctrl-C: a shell that runs a job in the
+    background (as CI may) starts it with SIGINT ignored, and Python keeps it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data missing: {path} (set LIPSYNC_SHARED to the shared/ folder)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import CHECKPOINT, FIXTURE, MEDIA, need
+from conftest import CHECKPOINT, FIXTURE, MEDIA, need, sigint_default
 from lipsync.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "interrupted.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "lipsync", str(need(MEDIA / "astronaut_closeup_5s_silent.mp4")), str(need(MEDIA / "speech_piper_16k_5s.wav")), "-o", str(out), "--checkpoint", str(need(CHECKPOINT)), "-q"]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, preexec_fn=sigint_default)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any("lipsync-tmp" in p.name for p in tmp_path.iterdir()):
         time.sleep(0.05)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sigint_default
 from fakes import write_video
 from robust import Identity, assert_cli_fails, assert_nothing_written, leftovers, output_streams, run_cli, sync, tone
 
@@ -256,7 +257,9 @@ def test_ctrl_c_in_the_cli_in_each_phase(clip: Path, tmp_path: Path) -> None:
             "4",
         ]
         cmd = [sys.executable, "-c", _INTERRUPTER, phase, str(ROOT / "tests"), *map(str, args)]
-        procs[phase] = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        procs[phase] = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, preexec_fn=sigint_default
+        )
     for phase, proc in procs.items():
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 130, f"{phase}: rc {proc.returncode}\n{err}"
