@@ -16,6 +16,7 @@ from .generate import Composite, Wav2LipGenerate
 from .lipsync import LipSyncVideo
 from .model import LoadWav2LipModel
 from .restore import FaceRestore
+from .segment import RevoiceSegment
 from .video import LoadVideo, SaveVideo
 
 __all__ = ["NODES", "ReSyncExtension"]
@@ -30,6 +31,7 @@ NODES: list[type[io.ComfyNode]] = [
     Composite,
     SaveVideo,
     LipSyncVideo,
+    RevoiceSegment,
     LipSyncBatch,
 ]
 """Every node of the pack, in the order of the data flow."""

@@ -38,7 +38,7 @@ MEDIA = ("astronaut_closeup_5s_silent.mp4", "speech_piper_16k_5s.wav", "speech_e
 CHECKPOINT = SHARED / "fixtures" / "wav2lip_reference" / "random_wav2lip.pth"
 NODES = ["ReSyncLoadVideo", "ReSyncAudioToMel", "ReSyncDetectFaces", "ReSyncLoadWav2LipModel",
          "ReSyncWav2LipGenerate", "ReSyncFaceRestore", "ReSyncComposite", "ReSyncSaveVideo", "ReSyncLipSyncVideo",
-         "ReSyncLipSyncBatch"]
+         "ReSyncRevoiceSegment", "ReSyncLipSyncBatch"]
 
 # What the API twins run instead of the templates' placeholders: the test media and checkpoint,
 # short clips, and core ImageScaleBy where the template has an upscale model.

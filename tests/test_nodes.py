@@ -31,6 +31,7 @@ EXPECTED = [
     "ReSyncComposite",
     "ReSyncSaveVideo",
     "ReSyncLipSyncVideo",
+    "ReSyncRevoiceSegment",
     "ReSyncLipSyncBatch",
 ]
 
