@@ -16,7 +16,7 @@ if [ -z "$video" ]; then
     video=demo/face.mp4; audio=demo/speech.wav
   fi
 fi
-if ! ls models/wav2lip/*.pth models/wav2lip/*.safetensors >/dev/null 2>&1; then
+if ! compgen -G "models/wav2lip/*.pth" >/dev/null && ! compgen -G "models/wav2lip/*.safetensors" >/dev/null; then
   $PY -m lipsync download wav2lip_gan --models-dir models || exit 1
 fi
 mkdir -p out
