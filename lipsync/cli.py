@@ -211,11 +211,23 @@ def _run_download(argv: Sequence[str]) -> int:
     return 0
 
 
+def _run_batch(argv: Sequence[str]) -> int:
+    from .batch_cli import run_batch_cli  # imported on use: the main job never pays for it
+
+    return run_batch_cli(argv)
+
+
+def _run_segment(argv: Sequence[str]) -> int:
+    from .segment import run_segment_cli
+
+    return run_segment_cli(argv)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "convert": _run_convert,
     "download": _run_download,
-    "batch": lambda argv: __import__(f"{__package__}.batch", fromlist=["run_batch_cli"]).run_batch_cli(argv),
-    "segment": lambda argv: __import__(f"{__package__}.segment", fromlist=["run_segment_cli"]).run_segment_cli(argv),
+    "batch": _run_batch,
+    "segment": _run_segment,
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -21,8 +20,8 @@ from lipsync import audio as A
 from lipsync.errors import AudioError
 from lipsync.types import Waveform
 
-SHARED = Path(os.environ.get("LIPSYNC_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-FIXTURE = SHARED / "fixtures" / "wav2lip_reference"
+from conftest import FIXTURE
+
 needs_fixture = pytest.mark.skipif(
     not (FIXTURE / "case_a" / "expected.npz").is_file(),
     reason=f"golden Wav2Lip fixture not found under {FIXTURE} (set LIPSYNC_SHARED)",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import MEDIA
 from lipsync.errors import DependencyError, FaceNotFoundError, InputError, ModelError
 from lipsync.faces import (
     REGISTRY,
@@ -35,12 +36,6 @@ from lipsync.types import Box, Detection, FaceFrame
 # shared media
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("LIPSYNC_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-MEDIA = _shared_dir() / "media"
 CLOSEUP = MEDIA / "astronaut_closeup_5s_silent.mp4"
 FULL = MEDIA / "astronaut_full_5s_silent.mp4"
 

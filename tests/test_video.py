@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import MEDIA
 
 from lipsync import _encode
 from lipsync.errors import AudioError, OutputError, VideoError
@@ -30,11 +31,6 @@ from lipsync.video import (
 
 H, W = 48, 64
 STEP = 8  # frame i is a flat grey of level i * STEP, so its index survives lossy coding
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("LIPSYNC_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
 def grey(i: int, h: int = H, w: int = W) -> np.ndarray:
@@ -143,7 +139,7 @@ def test_probe_has_audio(tmp_path: Path) -> None:
 
 
 def test_probe_and_decode_real_face_clip() -> None:
-    clip = shared_dir() / "media" / "astronaut_closeup_5s_silent.mp4"
+    clip = MEDIA / "astronaut_closeup_5s_silent.mp4"
     if not clip.is_file():
         pytest.skip(f"shared media not found at {clip} (set LIPSYNC_SHARED)")
     info = probe(clip)
