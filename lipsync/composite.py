@@ -70,9 +70,21 @@ amplify the network's noise), and a nearly flat region is not blown up."""
 _NOSE, _MOUTH_R, _MOUTH_L = 2, 3, 4
 
 
-def paste_reference(frame: Frame, face_bgr: U8, box: Box) -> Frame:
-    """The reference paste: ``face_bgr`` (96, 96, 3) uint8 resized bilinearly into ``box``."""
-    out = frame.copy()
+def _output(frame: Frame, out: Frame | None) -> Frame:
+    """A copy of ``frame`` to paste into: in ``out`` when it is given (same shape and dtype) —
+    a caller pasting frame after frame reuses one buffer instead of allocating a fresh one per
+    frame, whose first touch costs more than the copy at 720p."""
+    if out is None or out.shape != frame.shape or out.dtype != frame.dtype:
+        return frame.copy()
+    np.copyto(out, frame)
+    return out
+
+
+def paste_reference(frame: Frame, face_bgr: U8, box: Box, *, out: Frame | None = None) -> Frame:
+    """The reference paste: ``face_bgr`` (96, 96, 3) uint8 resized bilinearly into ``box``.
+
+    ``frame`` is never changed; the result is a new array, or ``out`` (see ``paste_mouth``)."""
+    out = _output(frame, out)
     patch = cv2.resize(face_bgr, (box.width, box.height))
     out[box.top : box.bottom, box.left : box.right] = patch[:, :, ::-1]
     return out
@@ -173,12 +185,15 @@ def paste_mouth(
     resample: Resampler = "lanczos",
     color_match: ColorMatch = "off",
     blend: Blend = "feather",
+    out: Frame | None = None,
 ) -> tuple[Frame, F32]:
     """Blend the generated face ``pred_bgr`` (3, h, w) float in [0, 1] into the lower face.
 
     Any face size works (the network's 96×96, or an upscaled/restored face); it is resized to
     the box. Returns the new frame and the mask over the box (height, width). Pixels where the
-    mask is 0 are copied from ``frame`` unchanged, whatever the options.
+    mask is 0 are copied from ``frame`` unchanged, whatever the options. ``frame`` itself is
+    never changed: the result is a new array, or ``out`` (an array of the frame's shape that the
+    caller no longer needs, overwritten and returned).
     """
     if color_match not in choices(ColorMatch) or blend not in choices(Blend):
         raise InputError(
@@ -196,9 +211,19 @@ def paste_mouth(
         patch = match_color(patch, region, mask)
     if blend == "seamless":
         patch = _seamless(patch, region_u8, mask)
-    a = mask[:, :, None]
-    blended = np.clip(np.rint(region + (patch - region) * a), 0, 255).astype(np.uint8)
-    out = frame.copy()
-    touched = mask > 0
-    out[box.top : box.bottom, box.left : box.right][touched] = blended[touched]
+    out = _output(frame, out)
+    # Only the mask's bounding rectangle can change (the lower face): blend there alone.
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return out, mask
+    sub = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    a = mask[sub][:, :, None]
+    base = region[sub]
+    mixed = patch[sub] - base
+    mixed *= a
+    mixed += base
+    np.rint(mixed, out=mixed)
+    np.clip(mixed, 0, 255, out=mixed)
+    target = out[box.top : box.bottom, box.left : box.right][sub]
+    np.copyto(target, mixed.astype(np.uint8), where=a > 0)
     return out, mask

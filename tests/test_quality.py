@@ -45,6 +45,23 @@ def face_bgr(
 # --- compositing -----------------------------------------------------------------------------
 
 
+def test_paste_into_a_reused_buffer_gives_the_same_frame() -> None:
+    """``out=``: the pipeline pastes every frame into one buffer; same pixels as a fresh copy,
+    the source frame untouched, a buffer of another shape ignored."""
+    frame = textured_frame(3)
+    before = frame.copy()
+    pred = face_bgr(textured_frame(9), BOX)  # another face, so the paste shows
+    fresh, mask = paste_mouth(frame, pred, BOX, MARKS)
+    buffer = np.zeros_like(frame)
+    into, mask2 = paste_mouth(frame, pred, BOX, MARKS, out=buffer)
+    assert into is buffer and np.array_equal(into, fresh) and np.array_equal(mask, mask2)
+    assert np.array_equal(frame, before)
+    again, _ = paste_mouth(textured_frame(4), pred, BOX, None, out=buffer)  # reuse: nothing left over
+    assert np.array_equal(again, paste_mouth(textured_frame(4), pred, BOX, None)[0])
+    other, _ = paste_mouth(frame, pred, BOX, MARKS, out=np.zeros((8, 8, 3), np.uint8))
+    assert np.array_equal(other, fresh)
+
+
 @pytest.mark.parametrize("landmarks", [None, MARKS])
 @pytest.mark.parametrize("color_match", ["off", "lab"])
 @pytest.mark.parametrize("blend", ["feather", "seamless"])
