@@ -338,6 +338,21 @@ def test_trimmed_mp4_with_edit_list_is_not_reported_as_truncated(tmp_path: Path)
 # --- writing video -----------------------------------------------------------------------
 
 
+def test_h264_is_written_with_the_documented_encoder_settings(tmp_path: Path) -> None:
+    """superfast with the macroblock tree (see lipsync._encode): x264 records its options in
+    the stream itself."""
+    out = tmp_path / "settings.mp4"
+    with VideoWriter(out, 25) as writer:
+        for i in range(5):
+            writer.write(np.full((64, 64, 3), 40 * i, np.uint8))
+    data = out.read_bytes()
+    start = data.find(b"x264 - core")
+    assert start >= 0
+    options = data[start : data.find(b"\x00", start)].decode("ascii", "replace")
+    for setting in ("me=dia", "subme=1", "mbtree=1", "rc_lookahead=10", "crf=18.0"):
+        assert f" {setting} " in options + " ", (setting, options)
+
+
 def test_odd_size_mp4_is_padded_by_one_edge_pixel(tmp_path: Path) -> None:
     yy, xx = np.mgrid[0:47, 0:65]
     image = np.stack([xx * 3, yy * 5, 255 - xx * 2], axis=-1).astype(np.uint8)
