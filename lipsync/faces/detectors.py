@@ -20,9 +20,10 @@ import contextlib
 import importlib.util
 import io
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import cv2
 import numpy as np
@@ -40,6 +41,8 @@ __all__ = [
     "create_detector",
     "default_models_dir",
 ]
+
+_T = TypeVar("_T")
 
 DETECT_MAX_SIDE = 640
 """Frames larger than this (longest side) are detected on a downscaled copy: these detectors
@@ -97,6 +100,38 @@ def _prepare(frame: Frame, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.cvtColor(image, cv2.COLOR_RGB2BGR), back
 
 
+class _OpenMPLimit:
+    """Run a call with the OpenMP runtimes limited to ``threads`` in the calling thread only.
+
+    yuface parallelises each detection with OpenMP over every core. In the streaming pipeline it
+    runs beside the network, whose torch threads want the same cores; one thread then spends less
+    CPU for the same detection (41 vs 56 ms for a 720p frame, detected at 640 px, here). Which
+    runtime yuface's calls reach depends on what was loaded first (once torch is imported, its
+    libgomp), so every loaded OpenMP runtime is limited, through threadpoolctl; the limit is per
+    thread in OpenMP and is undone after the call, so torch in the same thread (ComfyUI runs every
+    node in one thread) keeps its own setting. Without threadpoolctl the call runs as it is.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = int(threads)
+        self._controller: Any = None
+        self._ready = False
+
+    def __call__(self, fn: Callable[[], _T]) -> _T:
+        if not self._ready:  # on first use, when the runtimes yuface calls into are loaded
+            self._ready = True
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = ThreadpoolController().select(user_api="openmp")
+            except Exception:  # noqa: BLE001 - missing or failing: detection still works, unlimited
+                self._controller = None
+        if self._controller is None:
+            return fn()
+        with self._controller.limit(limits=self.threads):
+            return fn()
+
+
 def _detection(box_xywh: np.ndarray, landmarks: np.ndarray, score: float, back: float) -> Detection:
     """A Detection in frame pixels from an x, y, w, h box and 10 landmark numbers (x, y pairs)."""
     x, y, w, h = (float(v) * back for v in box_xywh[:4])
@@ -104,17 +139,61 @@ def _detection(box_xywh: np.ndarray, landmarks: np.ndarray, score: float, back: 
     return Detection(x1=x, y1=y, x2=x + w, y2=y + h, score=float(score), landmarks=points)
 
 
+_FACEDETECT_BUFFER = 0x9000
+"""Bytes libfacedetection writes its results into (its documented DETECT_BUFFER_SIZE)."""
+_FACEDETECT_SYMBOL = "_Z14facedetect_cnnPhS_iii"
+"""``facedetect_cnn(unsigned char*, unsigned char*, int, int, int)``, C++ (Itanium) name."""
+_FACEDETECT_LOCK = threading.Lock()  # the library sets up its weights on the first call
+
+
+def _facedetect_cnn(package_dir: Path) -> Callable[[np.ndarray], np.ndarray] | None:
+    """libfacedetection's own entry point, called through ctypes: (N, 15) int rows.
+
+    The ``yuface`` extension holds the GIL for the whole detection (~40 ms for a 640 px frame),
+    and while it does, no other Python thread moves: the network's thread cannot even start its
+    next layer, so in the streaming pipeline every detection stalled the network. ctypes lets go
+    of the GIL during the call. Same library, same input, same numbers (a test compares them);
+    None where the wheel's library or symbol is not found (another platform or build).
+    """
+    import ctypes
+
+    for lib_path in sorted(package_dir.glob("libfacedetection*.so*")) + sorted(package_dir.glob("libfacedetection*.dylib")):
+        try:
+            fn = getattr(ctypes.CDLL(str(lib_path)), _FACEDETECT_SYMBOL)
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_void_p
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+
+        def detect(image: np.ndarray, fn: Any = fn) -> np.ndarray:
+            image = np.ascontiguousarray(image)
+            result = np.zeros(_FACEDETECT_BUFFER, np.uint8)
+            with _FACEDETECT_LOCK:
+                fn(result.ctypes.data, image.ctypes.data, image.shape[1], image.shape[0], image.strides[0])
+            count = int(result[:4].view(np.int32)[0])
+            count = max(0, min(count, (_FACEDETECT_BUFFER - 4) // 32))
+            return result[4 : 4 + 32 * count].view(np.int16).reshape(count, 16)[:, :15].astype(np.int32)
+
+        return detect
+    return None
+
+
 class YuFaceDetector:
     """libfacedetection through the ``yuface`` wheel (weights compiled in, no download).
 
-    ``yuface.detect`` wants BGR and returns int16 rows: confidence 0..100, box x, y, w, h and
+    The detector wants BGR and returns int16 rows: confidence 0..100, box x, y, w, h and
     landmarks in the order image-left eye, image-right eye, nose, image-left mouth corner,
     image-right mouth corner, which is already the SCRFD order (the subject's right first).
+    The library is called directly, without the GIL (see ``_facedetect_cnn``), where it can be;
+    otherwise through ``yuface.detect``.
+
+    ``threads``: OpenMP threads per detection (default 1, see ``_OpenMPLimit``; None: as many as
+    the runtime likes).
     """
 
     name = "yuface"
 
-    def __init__(self, score_threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE) -> None:
+    def __init__(self, score_threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, threads: int | None = 1) -> None:
         try:
             import yuface
         except ImportError as exc:
@@ -123,16 +202,23 @@ class YuFaceDetector:
                 "pip install yuface, or choose the yunet or insightface detector."
             ) from exc
         self._detect: Callable[..., Any] = yuface.detect
+        self._direct = _facedetect_cnn(Path(yuface.__file__).parent)
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
+        self._limit = _OpenMPLimit(threads) if threads else None
+
+    def _rows(self, image: np.ndarray) -> np.ndarray:
+        """(N, 15) rows of the faces above the threshold (yuface's own rule: confidence > it)."""
+        if self._direct is not None:
+            rows = self._direct(image)
+            return rows[rows[:, 0] > self.score_threshold * 100]
+        confs, boxes, landmarks = self._detect(image, conf=self.score_threshold)
+        return np.concatenate([np.reshape(confs, (-1, 1)), np.reshape(boxes, (-1, 4)), np.reshape(landmarks, (-1, 10))], axis=1)
 
     def detect(self, frame: Frame) -> list[Detection]:
         image, back = _prepare(frame, self.max_side)
-        confs, boxes, landmarks = self._detect(image, conf=self.score_threshold)
-        return [
-            _detection(boxes[i], landmarks[i], float(confs[i]) / 100.0, back)
-            for i in range(len(confs))
-        ]
+        rows = self._rows(image) if self._limit is None else self._limit(lambda: self._rows(image))
+        return [_detection(row[1:5], row[5:15], float(row[0]) / 100.0, back) for row in rows]
 
 
 class YuNetDetector:
