@@ -67,9 +67,9 @@ def predict(generator: Generator, mel: F32, crops_bgr: U8, batch_size: int) -> F
     if len(mel) != len(crops_bgr):
         raise ValueError(f"{len(mel)} mel windows for {len(crops_bgr)} faces")
     faces = model_inputs(crops_bgr)
-    parts = [
-        generator(mel[i : i + batch_size], faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)
-    ]
+    batches = [(mel[i : i + batch_size], faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)]
+    run_batches = getattr(generator, "run_batches", None)  # a TorchGenerator runs CPU batches at once
+    parts = run_batches(batches) if run_batches is not None else [generator(m, f) for m, f in batches]
     if not parts:
         return np.empty((0, 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
     return np.concatenate(parts)

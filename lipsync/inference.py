@@ -11,6 +11,9 @@ host that moves the module between devices (ComfyUI's model manager) is simply f
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -70,12 +73,57 @@ def build_module(state: dict[str, torch.Tensor]) -> Wav2Lip:
     return module.eval().requires_grad_(False)
 
 
-class TorchGenerator:
-    """The network through torch, on whatever device/dtype the module currently sits."""
+MAX_CPU_WORKERS = 4
+"""At most this many batches run at once on a CPU (see ``TorchGenerator.run_batches``)."""
 
-    def __init__(self, module: Wav2Lip, name: str = "wav2lip") -> None:
+
+class TorchGenerator:
+    """The network through torch, on whatever device/dtype the module currently sits.
+
+    ``workers`` (CPU only): how many batches ``run_batches`` runs at once, each in its own
+    thread with a share of torch's threads; default: one per torch thread, at most
+    ``MAX_CPU_WORKERS``. On a GPU batches always run one after the other.
+    """
+
+    def __init__(self, module: Wav2Lip, name: str = "wav2lip", workers: int | None = None) -> None:
         self.module = module
         self.name = name
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _cpu_pool(self) -> ThreadPoolExecutor | None:
+        """The worker threads for CPU batches (made on first use), or None for one at a time."""
+        with self._pool_lock:
+            if self._pool is None:
+                total = max(1, torch.get_num_threads())
+                workers = self.workers if self.workers is not None else min(total, MAX_CPU_WORKERS)
+                if workers <= 1:
+                    return None
+                per_worker = max(1, total // workers)
+                # torch.set_num_threads is per thread under OpenMP: only the workers change.
+                self._pool = ThreadPoolExecutor(
+                    workers, thread_name_prefix="lipsync-net", initializer=torch.set_num_threads, initargs=(per_worker,)
+                )
+            return self._pool
+
+    def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
+        """``[self(mel, faces) for mel, faces in batches]``, several at once on a CPU.
+
+        Why: torch splits every layer of one batch over all cores, and on a CPU the other stages
+        of the pipeline (decoding, detection, encoding) run on those same cores. Each time one of
+        them takes a core, the layer waits for its slowest part: on 2 cores the network ran ~1.6x
+        slower beside them than alone. Whole batches on one core each lose only the time
+        actually taken, and alone they are as fast (25.9 vs 23.5 frames/s here, batch 8, 2 cores).
+        On a CPU every batch goes through the workers, even a lone one, so a frame's result never
+        depends on how the frames were grouped (a torch thread count of its own would round
+        differently, ~1e-7).
+        """
+        param = next(self.module.parameters())
+        pool = self._cpu_pool() if param.device.type == "cpu" else None
+        if pool is None:
+            return [self(mel, faces) for mel, faces in batches]
+        return list(pool.map(lambda batch: self(*batch), batches))
 
     def __call__(self, mel: F32, faces: F32) -> F32:
         param = next(self.module.parameters())

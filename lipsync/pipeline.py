@@ -11,7 +11,9 @@ never created (the writer renames its temporary file only on success).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -245,21 +247,52 @@ def _device_of(generator: Generator) -> torch.device:
 
 
 def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Frame, FaceFrame, np.ndarray | None]], None]:
-    """Paste one generated face into its frame and encode it (runs in the writer thread)."""
+    """Paste one generated face into its frame and encode it (runs in the writer thread).
+
+    The pasted frame goes into one reused buffer: ``writer.write`` has copied it into the
+    encoder's own frame by the time it returns. The decoded frame itself is never changed (the
+    freeze policy hands the same array over and over)."""
+    buffer: list[Frame | None] = [None]
 
     def composite_and_write(item: tuple[Frame, FaceFrame, np.ndarray | None]) -> None:
         frame, face, generated = item
         if generated is not None and face.box is not None:
             if opts.mode == "reference":
-                frame = paste_reference(frame, generated, face.box)
+                frame = paste_reference(frame, generated, face.box, out=buffer[0])
             else:
                 frame, _ = paste_mouth(
                     frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample,
-                    color_match=opts.color_match, blend=opts.blend,
+                    color_match=opts.color_match, blend=opts.blend, out=buffer[0],
                 )
+            buffer[0] = frame
         writer.write(frame)
 
     return composite_and_write
+
+
+GIL_SWITCH_INTERVAL_S = 0.001
+"""Python's GIL switch interval while the stages run in threads (its default is 5 ms)."""
+
+
+@contextlib.contextmanager
+def _quick_gil_handoff(active: bool) -> Iterator[None]:
+    """A shorter GIL switch interval for the duration of the job.
+
+    The network's thread lets go of the GIL in every layer and takes it back ~100 times per
+    batch; each time a decode or encode thread holds it, the network waits until that thread is
+    made to yield, up to the interval. 1 ms instead of 5 made the 10 s 720p job ~5 % faster here.
+    The previous interval is put back afterwards (unless someone else changed it meanwhile).
+    """
+    before = sys.getswitchinterval()
+    if not active or before <= GIL_SWITCH_INTERVAL_S:
+        yield
+        return
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        if sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(before)
 
 
 FRAME_BUFFER_BYTES = 768 * 2**20
@@ -318,7 +351,9 @@ def lipsync_video(
 
     done = with_face = 0
     chunk_size, depth = _buffer_sizes(opts, info)
-    with VideoWriter(output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata) as writer:
+    with _quick_gil_handoff(opts.overlap), VideoWriter(
+        output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata
+    ) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while
         # this thread feeds the network.
         if opts.overlap:

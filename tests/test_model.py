@@ -267,6 +267,28 @@ def test_pred_does_not_depend_on_batch_size(
     assert max_diff(singles, pred[:8]) <= BATCH_TOL
 
 
+def test_cpu_batches_run_at_once_give_the_same_faces_in_order(
+    module: Wav2Lip, ref: Mapping[str, np.ndarray], crops: U8, pred: F32
+) -> None:
+    """Whole batches in worker threads (one torch thread each) against one at a time in this
+    thread: same faces to float rounding, in order, whatever the grouping; this thread's torch
+    thread count is left alone."""
+    threads = torch.get_num_threads()
+    serial = TorchGenerator(module, workers=1)
+    parallel = TorchGenerator(module, workers=3)
+    faces = model_inputs(crops)
+    mel = ref["mel_chunks"]
+    batches = [(mel[i : i + 8], faces[i : i + 8]) for i in range(0, 72, 8)]
+    one_by_one = serial.run_batches(batches)
+    at_once = parallel.run_batches(batches)
+    assert len(at_once) == 9 and all(a.shape == (8, 3, 96, 96) for a in at_once)
+    assert max(max_diff(a, b) for a, b in zip(at_once, one_by_one)) <= BATCH_TOL
+    assert max_diff(np.concatenate(at_once), pred) <= BATCH_TOL
+    # a lone batch goes through the same workers: bit-identical to the same batch in a group
+    assert np.array_equal(parallel.run_batches(batches[3:4])[0], at_once[3])
+    assert torch.get_num_threads() == threads
+
+
 def test_output_depends_on_the_audio(
     torch_gen: TorchGenerator, ref: Mapping[str, np.ndarray], crops: U8, pred: F32
 ) -> None:
