@@ -12,7 +12,9 @@ from them here, it prints:
    measured by image registration (OpenCV ECC, affine): RMS error of the centre and the std of
    its frame-to-frame step; on a fast head turn (the close-up frame shifted sideways at 15 px a
    frame, out and back, with pauses): |error| while it moves, its maximum, and its sign along the
-   motion (+ ahead of the face, - behind). Then a small sweep of the steady parameters.
+   motion (+ ahead of the face, - behind). The steady rows also show the tracker given only
+   every 2nd / 3rd frame's detections (``detect_every``; the frames between are interpolated),
+   what a cheaper detection would cost. Then a small sweep of the steady parameters.
 2. compositing on both real clips, with the random-weight checkpoint (the geometry does not need
    trained weights) and with an "identity" network (returns its input face, i.e. a perfect
    network: what is left is what the paste itself does): PSNR of the upper face (the box rows
@@ -57,6 +59,7 @@ from lipsync.faces.smooth import Smoothing, SteadyParams  # noqa: E402
 from lipsync.faces.track import FaceTracker  # noqa: E402
 from lipsync.generate import crop_faces, predict, to_uint8_reference  # noqa: E402
 from lipsync.types import Box, Detection, FaceFrame, Frame  # noqa: E402
+from lipsync.pipeline import LipSyncOptions  # noqa: E402
 from lipsync.video import iter_frames  # noqa: E402
 
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
@@ -69,6 +72,8 @@ SENSOR_NOISE = 2.0
 PADS = (0, 10, 0, 0)
 
 Detections = list[list[Detection]]
+DEFAULTS = LipSyncOptions()
+DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.detect_every})"
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -116,12 +121,14 @@ def detect_all(frames: Sequence[Frame]) -> Detections:
 
 
 def track(
-    dets: Detections, size: tuple[int, int], smoothing: Smoothing, steady: SteadyParams | None = None
+    dets: Detections, size: tuple[int, int], smoothing: Smoothing, steady: SteadyParams | None = None, every: int = 1
 ) -> list[FaceFrame]:
+    """Boxes from the tracker; with ``every`` > 1 only every ``every``-th frame's detections are
+    shown to it (the pipeline's ``detect_every``: the frames between are interpolated)."""
     tracker = FaceTracker(size, pads=PADS, smoothing=smoothing, steady=steady, missing="hold")
     out: list[FaceFrame] = []
-    for d in dets:
-        out += tracker.push(d)
+    for i, d in enumerate(dets):
+        out += tracker.push(d if i % every == 0 else None)
     return out + tracker.flush()
 
 
@@ -190,9 +197,9 @@ def _step_std(c: np.ndarray) -> float:
 
 
 def track_figures(
-    clips: dict[str, Clip], size: tuple[int, int], smoothing: Smoothing, params: SteadyParams | None = None
+    clips: dict[str, Clip], size: tuple[int, int], smoothing: Smoothing, params: SteadyParams | None = None, every: int = 1
 ) -> TrackFigures:
-    run = {name: track(clip.dets, size, smoothing, params) for name, clip in clips.items()}
+    run = {name: track(clip.dets, size, smoothing, params, every) for name, clip in clips.items()}
     still, small_still = centres(run["still"]), centres(run["still_small"])
     moving = _error(run["moving"], clips["moving"].truth)  # type: ignore[arg-type]
     small_moving = _error(run["moving_small"], clips["moving_small"].truth)  # type: ignore[arg-type]
@@ -236,18 +243,18 @@ def raw_figures(clips: dict[str, Clip]) -> TrackFigures:
 
 
 TRACK_HEADER = (
-    f"{'':28s} |  still head (200 px face)   | still, 95 px |   moving (close-up)    | moving 95 px | "
+    f"{'':34s} |  still head (200 px face)   | still, 95 px |   moving (close-up)    | moving 95 px | "
     f"fast turn, {TURN_SPEED:g} px/frame"
 )
 TRACK_COLUMNS = (
-    f"{'':28s} | step std   centre std      | step std     | RMS error  error step  | RMS error    | "
+    f"{'':34s} | step std   centre std      | step std     | RMS error  error step  | RMS error    | "
     "mean |err|  max   signed (+ ahead)"
 )
 
 
 def track_row(label: str, f: TrackFigures) -> str:
     return (
-        f"{label:28s} | {f.still_step:6.3f} px  {f.still_centre:6.3f} px       | {f.small_still_step:6.3f} px    | "
+        f"{label:34s} | {f.still_step:6.3f} px  {f.still_centre:6.3f} px       | {f.small_still_step:6.3f} px    | "
         f"{f.moving_rms:6.2f} px  {f.moving_step:6.3f} px   | {f.small_moving_rms:6.2f} px    | "
         f"{f.turn_mean:6.2f} px {f.turn_max:6.2f} {f.turn_lead:+7.2f} px"
     )
@@ -463,8 +470,11 @@ def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool
     figures = {
         "raw detections": raw_figures(tracking),
         "reference (5-frame mean)": track_figures(tracking, size, "reference"),
-        "steady (ours, default)": track_figures(tracking, size, "steady"),
+        "steady, every frame": track_figures(tracking, size, "steady"),
+        "steady, every 2nd frame": track_figures(tracking, size, "steady", every=2),
+        "steady, every 3rd frame": track_figures(tracking, size, "steady", every=3),
     }
+    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.detect_every)
     for name, f in figures.items():
         print(track_row(name, f))
     if sweep:
@@ -491,7 +501,7 @@ def composite_section(
     results: dict[tuple[str, str, str], CompositeRun] = {}
     for clip, frames in clips.items():
         windows = mel_windows(mel, FPS, len(frames))
-        tracks = {s: track(dets[clip], frames[0].shape[:2], s) for s in ("steady", "reference")}
+        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
         crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
         for net_name, net in nets.items():
             ours = predict(net, windows, crops["steady"], 8)
@@ -519,7 +529,7 @@ def resampler_section(clips: dict[str, list[Frame]], tracking: dict[str, Clip]) 
     print("\n# Resampler: the face box shrunk to 96x96 (as the network sees it) and grown back; lower half of the box")
     rows = {}
     for clip, name in (("closeup", "moving"), ("full", "moving_small")):
-        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady")
+        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.detect_every)
         rows[clip] = resampler_figures(clips[clip], faces)
         cells = "  ".join(f"{k}: {db:.2f} dB, sharpness {sharp:.2f}" for k, (db, sharp) in rows[clip].items())
         print(f"{clip:8s} {cells}")
@@ -541,7 +551,7 @@ def target_checks(
             ratio = float(np.mean(r.seam) / np.mean(r.around))
             label = f"{clip}/{net_name}: default seam gradient <= the image's around it (ratio {ratio:.2f})"
             checks.append((label, ratio <= 1.0))
-    ref, ours = figures["reference (5-frame mean)"], figures["steady (ours, default)"]
+    ref, ours = figures["reference (5-frame mean)"], figures[DEFAULT_ROW]
     checks.append((
         f"still head: our jitter below the reference's ({ours.still_step:.3f} vs {ref.still_step:.3f} px; "
         f"95 px face {ours.small_still_step:.3f} vs {ref.small_still_step:.3f})",
