@@ -10,7 +10,8 @@ runs out.
 - ``loop``: start again at frame 0 (the reference's ``i % len(frames)``): a visible jump.
 - ``pingpong``: play backwards, then forwards again (0 1 2 … n-1 n-2 … 1 0 1 …): no jump.
   Backwards is read in segments of ``segment`` frames (each re-decoded from the source and
-  reversed), so at most one segment is held.
+  reversed), so at most one segment is held; ``iter_frames`` starts each one at the keyframe
+  before it (``lipsync._seek``), not at the first frame, so the cost stays linear in the length.
 - ``freeze``: hold the last frame.
 - ``auto``: ``trim`` when the audio is shorter than the video, ``pingpong`` when longer.
 """

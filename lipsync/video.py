@@ -29,6 +29,7 @@ from ._encode import (
     VideoWriter,
     cleanup_stale_temp_files,
 )
+from . import _seek
 from .errors import VideoError
 from .types import Frame, VideoInfo
 
@@ -173,7 +174,9 @@ _MAX_GAP_S = 60
 """A timestamp leap longer than this is a broken timestamp, not a pause in a recording."""
 
 
-def _constant_rate(frames: Iterator[av.VideoFrame], rate: Fraction) -> Iterator[av.VideoFrame]:
+def _constant_rate(
+    frames: Iterator[av.VideoFrame], rate: Fraction, recorder: _seek.Recorder | None = None
+) -> Iterator[av.VideoFrame]:
     """The frames at a constant ``rate``, placed by their timestamps (FFmpeg's ``-fps_mode cfr``).
 
     Phones and screen recorders write variable-frame-rate video: the rate dips in low light or
@@ -183,7 +186,8 @@ def _constant_rate(frames: Iterator[av.VideoFrame], rate: Fraction) -> Iterator[
     one before: a dip repeats the held frame, a burst drops the extra frames, so the motion keeps
     its speed and the video its duration. A constant-rate file passes unchanged. Frames without
     a timestamp, with the held frame's timestamp, or whose timestamp goes back or leaps more
-    than a minute (broken files) are taken in decode order, one slot each.
+    than a minute (broken files) are taken in decode order, one slot each. ``recorder`` learns
+    which slot each frame took (see ``lipsync._seek``).
     """
     held: av.VideoFrame | None = None
     held_time: Fraction | None = None
@@ -194,17 +198,25 @@ def _constant_rate(frames: Iterator[av.VideoFrame], rate: Fraction) -> Iterator[
             time = Fraction(frame.pts) * frame.time_base if frame.pts is not None and frame.time_base else None
             if held is None:
                 held, held_time, origin = frame, time, time or Fraction(0)
+                if recorder is not None:
+                    recorder.slot(0, frame, time, True)
                 continue
             target = round((time - origin) * rate) if time is not None else None
+            regular = target == slot + 1
             if target is not None and target == slot and time != held_time:
+                if recorder is not None:
+                    recorder.slot(slot, frame, time, False)
                 continue  # a second frame in the same slot: dropped
             if target is None or time == held_time or not slot < target <= slot + _MAX_GAP_S * rate:
                 target = slot + 1  # no usable timestamp: next slot, the clock restarts here
+                regular = False
                 if time is not None:
                     origin = time - target / rate
             for _ in range(target - slot):
                 yield held
             held, held_time, slot = frame, time, target
+            if recorder is not None:
+                recorder.slot(slot, frame, time, regular)
         if held is not None:
             yield held
     finally:
@@ -313,13 +325,35 @@ def iter_frames(
             yield _read_still(name)
         return
     kept = 0
+    first = 0  # the first source frame still to read
+    timeline = _seek.lookup(name) if skip_first_frames else None
+    start = timeline.start_for(skip_first_frames) if timeline is not None else None
+    if timeline is not None and start is not None:
+        # read through once already: decode from the keyframe before the first wanted frame
+        with _open(name) as container:
+            stream = _video_stream(container, name)
+            stream.thread_type = "AUTO"
+            try:
+                for index, frame in _seek.jump(container, stream, timeline, start, skip_first_frames):
+                    first = index + 1
+                    if (index - skip_first_frames) % select_every_nth:
+                        continue
+                    yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    kept += 1
+                    if kept == frame_load_cap:
+                        return
+                return
+            except _seek.Drift:
+                pass  # read the rest the slow, exact way below
     with _open(name) as container:
         stream = _video_stream(container, name)
         stream.thread_type = "AUTO"
-        frames = _constant_rate(_decoded(container, stream, name), _frame_rate(stream))
+        rate = _frame_rate(stream)
+        recorder = _seek.Recorder(name, rate)
+        frames = _constant_rate(_decoded(container, stream, name), rate, recorder)
         try:
             for index, frame in enumerate(frames):
-                if index < skip_first_frames or (index - skip_first_frames) % select_every_nth:
+                if index < max(first, skip_first_frames) or (index - skip_first_frames) % select_every_nth:
                     continue
                 yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                 kept += 1
@@ -327,3 +361,4 @@ def iter_frames(
                     return
         finally:
             frames.close()
+            recorder.save()
