@@ -27,7 +27,7 @@ import torch
 from . import audio as audio_mod
 from .composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
 from .errors import Cancelled, FaceNotFoundError, InputError
-from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
+from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, openmp_threads, run_detection
 from .faces.smooth import Smoothing
 from .generate import crop_faces, predict, to_uint8_reference
 from .inference import Generator, resolve_device
@@ -351,7 +351,10 @@ def lipsync_video(
 
     done = with_face = 0
     chunk_size, depth = _buffer_sizes(opts, info)
-    with _quick_gil_handoff(opts.overlap), VideoWriter(
+    # Beside a network on the CPU, one OpenMP thread per detection wastes least; beside a GPU
+    # the detector is the slowest stage and gets every core.
+    share_cpu = opts.overlap and _device_of(generator).type == "cpu"
+    with _quick_gil_handoff(opts.overlap), openmp_threads(detector, 1 if share_cpu else None), VideoWriter(
         output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata
     ) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while

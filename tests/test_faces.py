@@ -105,7 +105,7 @@ def test_yuface_runs_one_openmp_thread_per_detection_and_restores_the_setting() 
     from threadpoolctl import threadpool_info
 
     frame = _frames(CLOSEUP)[0]
-    limited = YuFaceDetector()
+    limited = YuFaceDetector(threads=1)
     seen: list[list[int]] = []
     real = limited._direct or limited._detect
 

@@ -51,6 +51,26 @@ def painted(frames: list[np.ndarray]) -> list[bool]:
     return [bool(green_mask(f).sum() > 20) for f in frames]
 
 
+def test_detection_shares_the_cpu_only_while_the_network_is_on_it(tmp_path: Path, faces: list[np.ndarray]) -> None:
+    """Beside a network on the CPU yuface runs one OpenMP thread per detection; the detector is
+    given back as it was (all threads), and without overlap nothing is changed."""
+    detector = YuFaceDetector()
+    seen: list[int | None] = []
+    rows = detector._rows
+
+    def spy(image: np.ndarray) -> np.ndarray:
+        seen.append(detector.threads)
+        return rows(image)
+
+    detector._rows = spy  # type: ignore[method-assign]
+    result, _ = run(tmp_path, faces, detector)
+    assert result.frames_with_face == N and set(seen) == {1}  # a fake network: the CPU's
+    assert detector.threads is None
+    seen.clear()
+    run(tmp_path, faces, detector, overlap=False)
+    assert set(seen) == {None}
+
+
 def test_no_face_at_all_passes_through(tmp_path: Path, detector: YuFaceDetector) -> None:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(N)]

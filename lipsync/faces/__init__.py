@@ -18,6 +18,7 @@ from .detectors import (
     available_detectors,
     create_detector,
     default_models_dir,
+    openmp_threads,
 )
 from .track import FaceTracker, fixed_box_track, run_detection, smooth_boxes_reference
 
@@ -36,6 +37,7 @@ __all__ = [
     "download",
     "ensure_file",
     "fixed_box_track",
+    "openmp_threads",
     "run_detection",
     "smooth_boxes_reference",
 ]

@@ -21,7 +21,7 @@ import importlib.util
 import io
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -40,6 +40,7 @@ __all__ = [
     "available_detectors",
     "create_detector",
     "default_models_dir",
+    "openmp_threads",
 ]
 
 _T = TypeVar("_T")
@@ -139,6 +140,21 @@ def _detection(box_xywh: np.ndarray, landmarks: np.ndarray, score: float, back: 
     return Detection(x1=x, y1=y, x2=x + w, y2=y + h, score=float(score), landmarks=points)
 
 
+@contextlib.contextmanager
+def openmp_threads(detector: FaceDetector | None, threads: int | None) -> Iterator[None]:
+    """Let ``detector`` use at most ``threads`` OpenMP threads per detection for a while (yuface;
+    the other backends keep their own thread pools). None: leave it as it is."""
+    if threads is None or not isinstance(detector, YuFaceDetector):
+        yield
+        return
+    before = detector.threads
+    detector.threads = threads
+    try:
+        yield
+    finally:
+        detector.threads = before
+
+
 _FACEDETECT_BUFFER = 0x9000
 """Bytes libfacedetection writes its results into (its documented DETECT_BUFFER_SIZE)."""
 _FACEDETECT_SYMBOL = "_Z14facedetect_cnnPhS_iii"
@@ -187,13 +203,14 @@ class YuFaceDetector:
     The library is called directly, without the GIL (see ``_facedetect_cnn``), where it can be;
     otherwise through ``yuface.detect``.
 
-    ``threads``: OpenMP threads per detection (default 1, see ``_OpenMPLimit``; None: as many as
-    the runtime likes).
+    ``threads``: OpenMP threads per detection (None, the default: as many as the runtime likes;
+    the streaming pipeline sets 1 while the network shares the CPU, see ``_OpenMPLimit`` and
+    ``openmp_threads``).
     """
 
     name = "yuface"
 
-    def __init__(self, score_threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, threads: int | None = 1) -> None:
+    def __init__(self, score_threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, threads: int | None = None) -> None:
         try:
             import yuface
         except ImportError as exc:
@@ -205,7 +222,16 @@ class YuFaceDetector:
         self._direct = _facedetect_cnn(Path(yuface.__file__).parent)
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
-        self._limit = _OpenMPLimit(threads) if threads else None
+        self._limit: _OpenMPLimit | None = None
+        self.threads = threads
+
+    @property
+    def threads(self) -> int | None:
+        return self._limit.threads if self._limit is not None else None
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        self._limit = _OpenMPLimit(value) if value else None
 
     def _rows(self, image: np.ndarray) -> np.ndarray:
         """(N, 15) rows of the faces above the threshold (yuface's own rule: confidence > it)."""
