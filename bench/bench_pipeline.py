@@ -114,7 +114,7 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     from lipsync.generate import crop_faces, predict
     from lipsync.inference import load_generator
     from lipsync.pipeline import LipSyncOptions, _track, prepare_audio
-    from lipsync.faces import create_detector
+    from lipsync.faces import create_detector, openmp_threads
     from lipsync.video import probe
 
     def timed(name: str, fn):  # noqa: ANN001, ANN202 - a bench helper
@@ -128,7 +128,8 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     info, prepared = timed("audio: load + mel", lambda: (probe(video), prepare_audio(audio)))
     frames = timed("decode (PyAV, to RGB)", lambda: list(iter_frames(video)))
     detector = create_detector(opts.detector)
-    tracked = timed(f"detect ({detector.name}) + track", lambda: list(_track(iter(frames), info, opts, detector)))
+    with openmp_threads(detector, 1):  # as the pipeline runs it beside a network on the CPU
+        tracked = timed(f"detect ({detector.name}) + track", lambda: list(_track(iter(frames), info, opts, detector)))
     boxes = [face.box for _, face in tracked]
     mel = mel_windows(prepared.mel, info.fps, len(frames))
     pred = timed("network (crop + Wav2Lip)", lambda: predict(gen, mel, crop_faces(frames, boxes), batch_size))
