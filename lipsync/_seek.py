@@ -17,6 +17,7 @@ so does any jump whose frames do not land on the slots expected (``Drift``).
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = ["Drift", "Recorder", "Timeline", "jump", "lookup"]
 
 _CACHE: OrderedDict[tuple[str, int, int], Timeline] = OrderedDict()
 _CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()  # decoding threads record, other threads look up
 
 
 class Drift(Exception):
@@ -66,7 +68,10 @@ def _key(path: str) -> tuple[str, int, int] | None:
 def lookup(path: str) -> Timeline | None:
     """The timeline of ``path`` as it is now (a changed file has none)."""
     key = _key(path)
-    return _CACHE.get(key) if key is not None else None
+    if key is None:
+        return None
+    with _CACHE_LOCK:
+        return _CACHE.get(key)
 
 
 class Recorder:
@@ -95,13 +100,14 @@ class Recorder:
         key = _key(self.path)
         if key is None:
             return
-        if not self.regular or self.timeline is None:
-            _CACHE.pop(key, None)
-            return
-        _CACHE[key] = self.timeline
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        with _CACHE_LOCK:
+            if not self.regular or self.timeline is None:
+                _CACHE.pop(key, None)
+                return
+            _CACHE[key] = self.timeline
+            _CACHE.move_to_end(key)
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
 
 
 def jump(
