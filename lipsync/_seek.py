@@ -16,6 +16,7 @@ so does any jump whose frames do not land on the slots expected (``Drift``).
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from collections import OrderedDict
@@ -49,12 +50,8 @@ class Timeline:
         """The last keyframe slot at or before ``skip`` (None: no jump, start from the top)."""
         if skip >= self.covered:
             return None
-        best = None
-        for slot in self.keyframes:
-            if slot > skip:
-                break
-            best = slot
-        return best if best else None
+        at = bisect.bisect_right(self.keyframes, skip)  # FFV1: every frame is one, so not a scan
+        return self.keyframes[at - 1] if at and self.keyframes[at - 1] > 0 else None
 
 
 def _key(path: str) -> tuple[str, int, int] | None:

@@ -325,23 +325,34 @@ def iter_frames(
             yield _read_still(name)
         return
     kept = 0
-    first = 0  # the first source frame still to read
-    timeline = _seek.lookup(name) if skip_first_frames else None
-    start = timeline.start_for(skip_first_frames) if timeline is not None else None
+    frames = _source_frames(name, skip_first_frames)
+    try:
+        for index, frame in frames:
+            if (index - skip_first_frames) % select_every_nth:
+                continue
+            yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+            kept += 1
+            if kept == frame_load_cap:
+                return
+    finally:
+        frames.close()
+
+
+def _source_frames(name: str, skip: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, frame) of the source from index ``skip`` on, at the constant rate: decoded from
+    the keyframe before ``skip`` when an earlier pass learnt where that is (``lipsync._seek``),
+    else from the first frame (recording what it learns)."""
+    first = skip
+    timeline = _seek.lookup(name) if skip else None
+    start = timeline.start_for(skip) if timeline is not None else None
     if timeline is not None and start is not None:
-        # read through once already: decode from the keyframe before the first wanted frame
         with _open(name) as container:
             stream = _video_stream(container, name)
             stream.thread_type = "AUTO"
             try:
-                for index, frame in _seek.jump(container, stream, timeline, start, skip_first_frames):
+                for index, frame in _seek.jump(container, stream, timeline, start, skip):
                     first = index + 1
-                    if (index - skip_first_frames) % select_every_nth:
-                        continue
-                    yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
-                    kept += 1
-                    if kept == frame_load_cap:
-                        return
+                    yield index, frame
                 return
             except _seek.Drift:
                 pass  # read the rest the slow, exact way below
@@ -353,12 +364,8 @@ def iter_frames(
         frames = _constant_rate(_decoded(container, stream, name), rate, recorder)
         try:
             for index, frame in enumerate(frames):
-                if index < max(first, skip_first_frames) or (index - skip_first_frames) % select_every_nth:
-                    continue
-                yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
-                kept += 1
-                if kept == frame_load_cap:
-                    return
+                if index >= first:
+                    yield index, frame
         finally:
             frames.close()
             recorder.save()
