@@ -1,0 +1,130 @@
+"""Tests of the download helper behind the detectors' model files (local server and file:// only;
+never the internet)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lipsync.errors import ModelError
+from lipsync.faces import (
+    REGISTRY,
+    download,
+    ensure_file,
+)
+from lipsync import _download
+
+# --------------------------------------------------------------------------------------------
+# download helper (local server and file:// only; never the internet)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        """Keep the test output clean."""
+
+
+@pytest.fixture()
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, bytes]]:
+    """An http.server on 127.0.0.1 serving one file; yields (base URL, the file's bytes)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    root = tmp_path / "www"
+    root.mkdir()
+    payload = os.urandom(200_000)
+    (root / "model.onnx").write_bytes(payload)
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", payload
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_over_http_checks_the_hash(served: tuple[str, bytes], tmp_path: Path) -> None:
+    base, payload = served
+    dest = tmp_path / "models" / "facedetect" / "model.onnx"
+    got = download(f"{base}/model.onnx", dest, sha256=hashlib.sha256(payload).hexdigest())
+    assert got == dest and dest.read_bytes() == payload
+    assert _leftovers(dest.parent) == ["model.onnx"]  # no temporary file left
+
+
+def test_download_with_a_wrong_hash_keeps_nothing(
+    served: tuple[str, bytes], tmp_path: Path
+) -> None:
+    base, _ = served
+    dest = tmp_path / "m" / "model.onnx"
+    with pytest.raises(ModelError, match="sha256") as info:
+        download(f"{base}/model.onnx", dest, sha256="0" * 64)
+    assert str(dest) in str(info.value)
+    assert _leftovers(dest.parent) == []
+
+
+def test_download_http_404_names_url_and_destination(
+    served: tuple[str, bytes], tmp_path: Path
+) -> None:
+    base, _ = served
+    dest = tmp_path / "m" / "absent.onnx"
+    with pytest.raises(ModelError, match="HTTP 404") as info:
+        download(f"{base}/absent.onnx", dest)
+    assert f"{base}/absent.onnx" in str(info.value) and str(dest) in str(info.value)
+    assert _leftovers(dest.parent) == []
+
+
+def test_download_from_a_file_url(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"weights" * 1000)
+    dest = tmp_path / "out" / "w.bin"
+    download(src.as_uri(), dest, sha256=hashlib.sha256(src.read_bytes()).hexdigest())
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_unreachable_url_says_where_to_put_the_file(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dest = tmp_path / "facedetect" / "face.onnx"
+    with pytest.raises(ModelError, match="by hand") as info:
+        download(f"http://127.0.0.1:{port}/face.onnx", dest, timeout=5)
+    assert str(dest) in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+    with pytest.raises(ModelError, match="by hand"):
+        download((tmp_path / "nope.bin").as_uri(), dest)
+    assert _leftovers(dest.parent) == []
+
+
+def test_ensure_file_uses_the_registry_and_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "yunet.onnx"
+    src.write_bytes(b"x" * 1234)
+    spec = _download.RemoteFile("face.onnx", src.as_uri(), hashlib.sha256(b"x" * 1234).hexdigest(),
+                                1234, "MIT")
+    monkeypatch.setitem(_download.REGISTRY, "test_model", spec)
+    path = ensure_file("test_model", tmp_path / "models")
+    assert path.read_bytes() == b"x" * 1234
+    src.unlink()  # present now: no second download
+    assert ensure_file("test_model", tmp_path / "models") == path
+    with pytest.raises(ModelError, match="Unknown model file"):
+        ensure_file("nope", tmp_path)
+
+
+def test_registry_pins_yunet() -> None:
+    spec = REGISTRY["yunet_2023mar"]
+    assert spec.sha256 is not None and len(spec.sha256) == 64
+    assert spec.url.startswith("https://") and spec.license == "MIT"
