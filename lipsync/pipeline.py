@@ -344,8 +344,9 @@ def lipsync_video(
 
     if opts.box is None and detector is None:
         detector = create_detector(opts.detector, models_dir=opts.models_dir)
+    device = _device_of(generator)
     if restorer is None and opts.restore:
-        restorer = load_restorer(opts.restore, _device_of(generator))
+        restorer = load_restorer(opts.restore, device)
     frames = sequence_frames(_frame_opener(video_path, opts), n_out, policy)  # type: ignore[arg-type]
     tracked = _track(frames, info, opts, detector)
 
@@ -353,7 +354,7 @@ def lipsync_video(
     chunk_size, depth = _buffer_sizes(opts, info)
     # Beside a network on the CPU, one OpenMP thread per detection wastes least; beside a GPU
     # the detector is the slowest stage and gets every core.
-    share_cpu = opts.overlap and _device_of(generator).type == "cpu"
+    share_cpu = opts.overlap and device.type == "cpu"
     with _quick_gil_handoff(opts.overlap), openmp_threads(detector, 1 if share_cpu else None), VideoWriter(
         output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata
     ) as writer:
