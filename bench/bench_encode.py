@@ -6,7 +6,7 @@
 Each clip is decoded once and converted to yuv420p up front, so only libx264 is timed (process
 CPU time, all its threads; wall time beside it). PSNR is over the Y, U and V planes of every
 frame, decoded back from the file, against the frames that went in. The row marked "default" is
-what ``VideoWriter`` uses (``lipsync._encode.DEFAULT_PRESET`` + ``DEFAULT_X264_PARAMS``).
+what ``VideoWriter`` uses (``lipsync.media._encode.DEFAULT_PRESET`` + ``DEFAULT_X264_PARAMS``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lipsync._encode import DEFAULT_CRF, DEFAULT_PRESET, DEFAULT_X264_PARAMS  # noqa: E402
-from lipsync.video import iter_frames  # noqa: E402
+from lipsync.media._encode import DEFAULT_CRF, DEFAULT_PRESET, DEFAULT_X264_PARAMS  # noqa: E402
+from lipsync.media.video import iter_frames  # noqa: E402
 
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
 

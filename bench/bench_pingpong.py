@@ -5,7 +5,7 @@
 A clip of SECONDS at 25 fps, 320x240, H.264 with x264's default keyframe interval (250 frames),
 is made in bench/results/ and read as the pipeline reads it when the audio is twice as long:
 forwards once, then backwards in segments of 64 frames. Printed: the time with the timeline the
-forward pass records (``lipsync._seek``: each segment decodes from the keyframe before it), and
+forward pass records (``lipsync.media._seek``: each segment decodes from the keyframe before it), and
 without it (each segment decodes from the first frame: the cost grows with the square of the
 length).
 """
@@ -22,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lipsync import _seek  # noqa: E402
-from lipsync.length import sequence_frames  # noqa: E402
-from lipsync.video import VideoWriter, iter_frames  # noqa: E402
+from lipsync.media import _seek  # noqa: E402
+from lipsync.engine.length import sequence_frames  # noqa: E402
+from lipsync.media.video import VideoWriter, iter_frames  # noqa: E402
 
 
 def make_clip(seconds: int) -> Path:

@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lipsync.audio import load_audio  # noqa: E402
-from lipsync.video import VideoWriter, iter_frames  # noqa: E402
+from lipsync.media.audio import load_audio  # noqa: E402
+from lipsync.media.video import VideoWriter, iter_frames  # noqa: E402
 
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
 RESULTS = ROOT / "bench" / "results"
@@ -79,7 +79,7 @@ def pure_forward(checkpoint: Path, frames: int, batch_size: int) -> tuple[float,
     """Frames per second of the network alone (warm), on random inputs of the real shapes:
     (one batch at a time with all of torch's threads, batches at once as the pipeline runs them
     on a CPU — ``TorchGenerator.run_batches``)."""
-    from lipsync.inference import load_generator
+    from lipsync.models.wav2lip.generator import load_generator
 
     gen = load_generator(checkpoint, "cpu")
     rng = np.random.default_rng(0)
@@ -104,18 +104,18 @@ def _cpu() -> float:
 
 def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> tuple[int, dict[str, float]]:
     """(frames, CPU seconds per stage) of the default job on ``video``, stage after stage."""
-    code = "import lipsync.cli, lipsync.pipeline, lipsync.inference, lipsync.faces, torch"
+    code = "import lipsync.cli, lipsync.engine.lipsync, lipsync.models.wav2lip.generator, lipsync.faces, torch"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     _, _, usage = os.wait4(proc.pid, 0)
     costs = {"start-up: python + imports (fresh process)": usage.ru_utime + usage.ru_stime}
 
-    from lipsync.audio import mel_windows
+    from lipsync.media.audio import mel_windows
     from lipsync.composite import paste_mouth
-    from lipsync.generate import crop_faces, predict
-    from lipsync.inference import load_generator
-    from lipsync.pipeline import LipSyncOptions, _track, prepare_audio
+    from lipsync.models.wav2lip.preprocess import crop_faces, predict
+    from lipsync.models.wav2lip.generator import load_generator
+    from lipsync.engine.lipsync import LipSyncOptions, _track, prepare_audio
     from lipsync.faces import create_detector, openmp_threads
-    from lipsync.video import probe
+    from lipsync.media.video import probe
 
     def timed(name: str, fn):  # noqa: ANN001, ANN202 - a bench helper
         start = _cpu()

@@ -29,17 +29,17 @@ from .types import Box, Detection, FaceFrame, VideoInfo, Waveform
 __version__ = "0.1.0"
 
 _LAZY = {
-    "LipSyncOptions": "pipeline",
-    "LipSyncResult": "pipeline",
-    "lipsync_video": "pipeline",
-    "prepare_audio": "pipeline",
-    "load_generator": "inference",
-    "load_audio": "audio",
-    "probe": "video",
-    "iter_frames": "video",
-    "VideoWriter": "video",
+    "LipSyncOptions": "engine.lipsync",
+    "LipSyncResult": "engine.lipsync",
+    "lipsync_video": "engine.lipsync",
+    "prepare_audio": "engine.lipsync",
+    "load_generator": "models.wav2lip.generator",
+    "load_audio": "media.audio",
+    "probe": "media.video",
+    "iter_frames": "media.video",
+    "VideoWriter": "media.video",
     "create_detector": "faces",
-    "convert_to_safetensors": "checkpoint",
+    "convert_to_safetensors": "models.wav2lip.checkpoint",
 }
 
 __all__ = sorted(

@@ -1,6 +1,6 @@
 """Putting the generated face back into the frame.
 
-Two modes share everything before this step (see ``lipsync.generate``):
+Two modes share everything before this step (see ``lipsync.models.wav2lip.preprocess``):
 
 ``reference``
     The original Wav2Lip: ``(pred * 255).astype(uint8)`` (truncation), ``cv2.resize`` to the box

@@ -3,7 +3,7 @@
 Conventions used everywhere in the library:
 - a ``Frame`` is an RGB uint8 array of shape (H, W, 3), upright (rotation metadata applied),
   as PyAV and ComfyUI give it. The Wav2Lip network works in BGR: the conversion happens in
-  exactly one place (``lipsync.generate``).
+  exactly one place (``lipsync.models.wav2lip.preprocess``).
 - a ``Box`` uses the reference's order and meaning: rows ``top:bottom``, columns ``left:right``
   (half-open, in pixels of the frame).
 - a ``MelWindows`` array is float32 (N, 80, 16): one 200 ms window of the mel spectrogram per

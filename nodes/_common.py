@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..lipsync.errors import InputError
 from ..lipsync.types import Box
-from ..lipsync.video import STILL_SUFFIXES
+from ..lipsync.media.video import STILL_SUFFIXES
 
 __all__ = [
     "BOX_TOOLTIP",
@@ -46,9 +46,9 @@ PREFIX = "ReSync"
 CATEGORY = PREFIX
 
 MEL = io.Custom("RESYNC_MEL")
-"""``lipsync.stages.MelFrames``: one mel window per output frame."""
+"""``lipsync.engine.graph.MelFrames``: one mel window per output frame."""
 FACES = io.Custom("RESYNC_FACES")
-"""``lipsync.stages.FaceTrack``: one face box (or none) per frame."""
+"""``lipsync.engine.graph.FaceTrack``: one face box (or none) per frame."""
 WAV2LIP = io.Custom("RESYNC_WAV2LIP")
 """``nodes.model.Wav2LipModel``: the network, managed by the host's model manager."""
 

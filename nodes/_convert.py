@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..lipsync.audio import waveform_from_array
+from ..lipsync.media.audio import waveform_from_array
 from ..lipsync.errors import InputError
 from ..lipsync.types import Frame, Waveform
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..lipsync.audio import frame_count_for_audio, mel_windows, melspectrogram, to_model_rate
+from ..lipsync.media.audio import frame_count_for_audio, mel_windows, melspectrogram, to_model_rate
 from ..lipsync.errors import InputError
-from ..lipsync.stages import MelFrames
+from ..lipsync.engine.graph import MelFrames
 from ..lipsync.types import LengthPolicy, choices
 from ._common import FPS_MAX, FPS_MIN, MEL, as_rate, category, fps_problem
 from ._convert import to_waveform

@@ -7,7 +7,7 @@ $RESYNC_BATCH_DIRS; ``..`` and paths elsewhere are refused):
 - one video × many voices: one file in ``videos``, many in ``audios``; named after the audios;
 - pairs: ``manifest``, a CSV (video,audio,output) or JSON file.
 
-Each item streams through the library's pipeline with the same settings (``lipsync.batch``); one
+Each item streams through the library's pipeline with the same settings (``lipsync.engine.batch.run``); one
 that fails is reported and the rest go on; Cancel stops the batch. While it runs the node shows
 "item 3/10: lecture_03.mp4" (the host's progress text) over one progress bar for all frames.
 Results go to ``output/<batch_name>_<key>/``: the key names the batch (its inputs and settings),
@@ -27,7 +27,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..lipsync.batch import (
+from ..lipsync.engine.batch.run import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     BatchItem,
@@ -42,7 +42,7 @@ from ..lipsync.batch import (
     voice_digests,
 )
 from ..lipsync.errors import InputError, LipSyncError
-from ..lipsync.pipeline import DEFAULT_BATCH_SIZE, LipSyncOptions
+from ..lipsync.engine.lipsync import DEFAULT_BATCH_SIZE, LipSyncOptions
 from ..lipsync.types import CompositeMode, DetectorName, LengthPolicy, MissingFacePolicy, choices
 from . import _host
 from ._common import WAV2LIP, category

@@ -14,7 +14,7 @@ from comfy_api.latest import io
 
 from ..lipsync.errors import InputError
 from ..lipsync.faces import FaceTracker, create_detector, fixed_box_track, run_detection
-from ..lipsync.stages import FaceTrack, draw_face
+from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.types import DetectorName, FaceChoice, FaceFrame, Frame, MissingFacePolicy, Smoothing, choices
 from . import _host
 from ._common import BOX_TOOLTIP, FACES, category, memory_problem, parse_box

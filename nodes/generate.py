@@ -14,8 +14,8 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.errors import InputError
-from ..lipsync.model import IMG_SIZE
-from ..lipsync.stages import FaceTrack, MelFrames, composite_face, generate_faces, sequence_indices
+from ..lipsync.models.wav2lip.network import IMG_SIZE
+from ..lipsync.engine.graph import FaceTrack, MelFrames, composite_face, generate_faces, sequence_indices
 from ..lipsync.types import Blend, ColorMatch, CompositeMode, choices
 from . import _host
 from ._common import FACES, MEL, WAV2LIP, category, memory_problem

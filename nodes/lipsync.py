@@ -19,7 +19,7 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from ..lipsync.errors import InputError
-from ..lipsync.pipeline import DEFAULT_BATCH_SIZE, LipSyncOptions, lipsync_video
+from ..lipsync.engine.lipsync import DEFAULT_BATCH_SIZE, LipSyncOptions, lipsync_video
 from ..lipsync.types import (
     Blend,
     ColorMatch,
@@ -31,7 +31,7 @@ from ..lipsync.types import (
     Smoothing,
     choices,
 )
-from ..lipsync.video import probe
+from ..lipsync.media.video import probe
 from . import _host
 from ._common import (
     BOX_TOOLTIP,

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.checkpoint import CHECKPOINT_HELP, CHECKPOINT_SUFFIXES, read_state_dict
+from ..lipsync.models.wav2lip.checkpoint import CHECKPOINT_HELP, CHECKPOINT_SUFFIXES, read_state_dict
 from ..lipsync.errors import ModelError
-from ..lipsync.inference import Generator, OnnxGenerator, TorchGenerator, build_module
+from ..lipsync.models.wav2lip.generator import Generator, OnnxGenerator, TorchGenerator, build_module
 from . import _host
 from ._common import WAV2LIP, category, mtime
 
@@ -30,7 +30,7 @@ PRECISIONS = ["auto", "fp32", "fp16"]
 class Wav2LipModel:
     """The RESYNC_WAV2LIP value: a loaded Wav2Lip 96 network.
 
-    ``patcher`` is the host's ModelPatcher around ``lipsync.model.Wav2Lip`` (torch checkpoints);
+    ``patcher`` is the host's ModelPatcher around ``lipsync.models.wav2lip.network.Wav2Lip`` (torch checkpoints);
     ``onnx`` an onnxruntime session (``.onnx`` conversions, which the host cannot manage).
     """
 

@@ -15,10 +15,10 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from ..lipsync.errors import InputError
-from ..lipsync.pipeline import LipSyncOptions
-from ..lipsync.segment import DEFAULT_CROSSFADE_MS, DEFAULT_RAMP_FRAMES, revoice_segment
+from ..lipsync.engine.lipsync import LipSyncOptions
+from ..lipsync.engine.segment import DEFAULT_CROSSFADE_MS, DEFAULT_RAMP_FRAMES, revoice_segment
 from ..lipsync.types import CompositeMode, DetectorName, MissingFacePolicy, choices
-from ..lipsync.video import probe
+from ..lipsync.media.video import probe
 from . import _host
 from ._common import WAV2LIP, category, input_video_problem, input_videos, mtime
 from ._convert import to_waveform

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from ..lipsync.audio import load_audio
+from ..lipsync.media.audio import load_audio
 from ..lipsync.errors import InputError, VideoError
 from ..lipsync.types import VideoInfo, Waveform
-from ..lipsync.video import DEFAULT_CRF, VideoWriter, iter_frames, probe
+from ..lipsync.media.video import DEFAULT_CRF, VideoWriter, iter_frames, probe
 from . import _host
 from ._common import (
     FPS_MAX,

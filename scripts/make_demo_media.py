@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 SENTENCE = "Hello! This sentence was never spoken on camera. Only the mouth is new; every other pixel is as filmed."
 

@@ -40,7 +40,7 @@ def checkpoint() -> Path:
 
 @pytest.fixture(scope="session")
 def generator(checkpoint: Path):
-    from lipsync.inference import load_generator
+    from lipsync.models.wav2lip.generator import load_generator
 
     return load_generator(checkpoint, "cpu")
 

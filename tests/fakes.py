@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lipsync.types import Detection, Waveform
-from lipsync.video import VideoWriter, iter_frames
+from lipsync.media.video import VideoWriter, iter_frames
 
 __all__ = ["FakeDetector", "Recorder", "numbered_frames", "read", "silence", "write_video"]
 

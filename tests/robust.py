@@ -18,9 +18,9 @@ import pytest
 from conftest import MEDIA, need
 from fakes import Recorder
 
-from lipsync.pipeline import LipSyncOptions, LipSyncResult, lipsync_video
+from lipsync.engine.lipsync import LipSyncOptions, LipSyncResult, lipsync_video
 from lipsync.types import Box, Waveform
-from lipsync.video import TEMP_MARKER, iter_frames, probe
+from lipsync.media.video import TEMP_MARKER, iter_frames, probe
 
 __all__ = [
     "Identity",
@@ -184,7 +184,7 @@ def run_cli(
     from lipsync.cli import main
 
     if network is not None:
-        monkeypatch.setattr("lipsync.inference.load_generator", lambda *a, **k: network)
+        monkeypatch.setattr("lipsync.models.wav2lip.generator.load_generator", lambda *a, **k: network)
     capsys.readouterr()
     rc = main([str(a) for a in args] + ["-q"])
     return rc, capsys.readouterr().err.strip()

@@ -1,4 +1,4 @@
-"""Tests of lipsync.audio: golden Wav2Lip features, exact window indexing, decoding, errors."""
+"""Tests of lipsync.media.audio: golden Wav2Lip features, exact window indexing, decoding, errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.signal import lfilter
 
-from lipsync import audio as A
+from lipsync.media import audio as A
 from lipsync.errors import AudioError
 from lipsync.types import Waveform
 
@@ -156,7 +156,7 @@ def test_silence_is_floor_and_bad_input() -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = "import sys, lipsync.audio; assert 'librosa' not in sys.modules, 'librosa imported'"
+    code = "import sys, lipsync.media.audio; assert 'librosa' not in sys.modules, 'librosa imported'"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 

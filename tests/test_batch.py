@@ -1,4 +1,4 @@
-"""Batch production in the library (``lipsync.batch``): items, isolation, resume, report, zip,
+"""Batch production in the library (``lipsync.engine.batch.run``): items, isolation, resume, report, zip,
 path safety, and the ``python -m lipsync batch`` command.
 
 A stand-in network (returns the unmasked face) and a detector that finds a face in any frame that
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipsync import batch as batch_mod
-from lipsync.batch import (
+from lipsync.engine.batch import run as batch_mod
+from lipsync.engine.batch.run import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     BatchItem,
@@ -34,9 +34,9 @@ from lipsync.batch import (
 )
 from lipsync.cli import main
 from lipsync.errors import Cancelled, InputError, OutputError
-from lipsync.pipeline import LipSyncOptions
+from lipsync.engine.lipsync import LipSyncOptions
 from lipsync.types import Detection, Waveform
-from lipsync.video import VideoWriter, probe
+from lipsync.media.video import VideoWriter, probe
 
 H, W, FPS = 96, 128, 25
 

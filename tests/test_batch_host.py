@@ -18,7 +18,7 @@ from pathlib import Path
 import hosttools
 import pytest
 
-from lipsync.video import probe
+from lipsync.media.video import probe
 
 pytestmark = pytest.mark.host
 

@@ -17,7 +17,7 @@ from fakehost import host  # noqa: F401  (fixture)
 from torch import nn
 
 from lipsync.types import Detection
-from lipsync.video import VideoWriter, probe
+from lipsync.media.video import VideoWriter, probe
 
 NODE = "ReSyncLipSyncBatch"
 

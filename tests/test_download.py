@@ -19,7 +19,7 @@ from lipsync.faces import (
     download,
     ensure_file,
 )
-from lipsync import _download
+from lipsync.models import _download
 
 # --------------------------------------------------------------------------------------------
 # download helper (local server and file:// only; never the internet)

@@ -122,9 +122,9 @@ def check_file(path: Path) -> None:
     """Every loader either gives valid output or raises its own error naming the file."""
     import numpy as np
 
-    from lipsync.audio import load_audio
+    from lipsync.media.audio import load_audio
     from lipsync.errors import AudioError, VideoError
-    from lipsync.video import iter_frames, probe
+    from lipsync.media.video import iter_frames, probe
 
     try:
         info = probe(path)
@@ -260,8 +260,8 @@ def test_fuzz_loaders_long(tmp_path: Path) -> None:
 
 def test_seeds_are_valid(tmp_path: Path) -> None:
     """The mutations start from files every loader accepts (else the fuzz proves little)."""
-    from lipsync.audio import load_audio
-    from lipsync.video import iter_frames, probe
+    from lipsync.media.audio import load_audio
+    from lipsync.media.video import iter_frames, probe
 
     for seed in make_seeds(tmp_path):
         if seed.suffix in (".mp4", ".mov", ".mkv", ".webm", ".png"):

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import workflow_check
 
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 pytestmark = pytest.mark.host
 

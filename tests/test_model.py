@@ -1,4 +1,4 @@
-"""Tests of the Wav2Lip network and of loading its weights (lipsync.model, .checkpoint, .inference).
+"""Tests of the Wav2Lip network and of loading its weights (lipsync.models.wav2lip.network, .checkpoint, .inference).
 
 The golden data is ``shared/fixtures/wav2lip_reference``: a random checkpoint in the published
 layout and what the original ``inference.py`` computed with it (``case_a/expected.npz``). The
@@ -33,12 +33,12 @@ import torch
 from torch import nn
 
 from lipsync import cli
-from lipsync.checkpoint import convert_to_safetensors, read_state_dict
+from lipsync.models.wav2lip.checkpoint import convert_to_safetensors, read_state_dict
 from lipsync.composite import paste_reference
 from lipsync.errors import DependencyError, InputError, ModelError
-from lipsync.generate import crop_faces, model_inputs, predict, to_uint8_reference
-from lipsync.inference import OnnxGenerator, TorchGenerator, build_module, load_generator, resolve_device
-from lipsync.model import Wav2Lip
+from lipsync.models.wav2lip.preprocess import crop_faces, model_inputs, predict, to_uint8_reference
+from lipsync.models.wav2lip.generator import OnnxGenerator, TorchGenerator, build_module, load_generator, resolve_device
+from lipsync.models.wav2lip.network import Wav2Lip
 from lipsync.types import Box
 
 F32 = npt.NDArray[np.float32]

@@ -185,7 +185,7 @@ def test_pack_imports_in_a_fresh_interpreter_under_any_folder_name(tmp_path: Pat
         f"spec = importlib.util.spec_from_file_location('x', {str(link / '__init__.py')!r}, "
         f"submodule_search_locations=[{str(link)!r}])\n"
         "m = importlib.util.module_from_spec(spec); sys.modules['x'] = m; spec.loader.exec_module(m)\n"
-        "import importlib; importlib.import_module('x.lipsync.stages'); importlib.import_module('x.lipsync.pipeline')\n"
+        "import importlib; importlib.import_module('x.lipsync.engine.graph'); importlib.import_module('x.lipsync.engine.lipsync')\n"
         "assert 'lipsync' not in sys.modules, 'the library was imported by its absolute name'\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -19,9 +19,9 @@ import torch
 from fakehost import host  # noqa: F401  (fixture)
 from torch import nn
 
-from lipsync.length import sequence_frames
+from lipsync.engine.length import sequence_frames
 from lipsync.types import Detection, Waveform
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 H, W, FPS = 96, 128, 25
 BOX = (20.0, 10.0, 84.0, 70.0)  # x1 y1 x2 y2 of the fake detection
@@ -84,12 +84,12 @@ def pack(host, monkeypatch):
     """The host plus the fakes wired in: detector, tiny network as a RESYNC_WAV2LIP value."""
     root = host.pack.__name__
     detector = FakeDetector()
-    for module in ("nodes.faces", "lipsync.pipeline"):
+    for module in ("nodes.faces", "lipsync.engine.lipsync"):
         monkeypatch.setattr(sys.modules[f"{root}.{module}"], "create_detector", lambda name, models_dir=None: detector)
     patcher = sys.modules["comfy.model_patcher"].ModelPatcher(TinyWav2Lip().eval(), "cpu", "cpu")
     host.model = sys.modules[f"{root}.nodes.model"].Wav2LipModel("tiny", patcher=patcher)
     host.detector = detector
-    host.stages = sys.modules[f"{root}.lipsync.stages"]
+    host.stages = sys.modules[f"{root}.lipsync.engine.graph"]
     return host
 
 
@@ -142,7 +142,7 @@ def test_missing_checkpoint_says_where_to_put_which_file(pack) -> None:
 
 
 def test_checkpoint_loads_into_the_hosts_model_patcher(pack) -> None:
-    from lipsync.model import Wav2Lip
+    from lipsync.models.wav2lip.network import Wav2Lip
 
     folder = pack.models / "wav2lip"
     folder.mkdir(parents=True)
@@ -178,7 +178,7 @@ def test_the_graph_gives_the_streaming_pipelines_frames(pack, mode) -> None:
     pack.detector.calls = 0
     out = pack.output / "lib.mkv"
     options = lib.LipSyncOptions(mode=mode, lossless=True)
-    generator = sys.modules[f"{pack.pack.__name__}.lipsync.inference"].TorchGenerator(pack.model.patcher.model)
+    generator = sys.modules[f"{pack.pack.__name__}.lipsync.models.wav2lip.generator"].TorchGenerator(pack.model.patcher.model)
     same_wave = lib.Waveform(wave.samples, wave.sample_rate)  # the pack's own copy of the class
     lib.lipsync_video(pack.input / "clip.mkv", same_wave, out, generator, options)
     expected = decode(out)

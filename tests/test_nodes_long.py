@@ -20,7 +20,7 @@ from fakehost import host  # noqa: F401  (fixture)
 from test_nodes_lipsync import FakeDetector, TinyWav2Lip, audio_dict, speech
 
 from lipsync.types import Detection
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def _write(path: Path, frames: int) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc peak-RSS reset")
 def test_a_minute_of_720p_streams_in_bounded_memory(host, monkeypatch) -> None:
     root = host.pack.__name__
-    pipeline = sys.modules[f"{root}.lipsync.pipeline"]
+    pipeline = sys.modules[f"{root}.lipsync.engine.lipsync"]
     monkeypatch.setattr(pipeline, "create_detector", lambda name, models_dir=None: CentreDetector())
     patcher = sys.modules["comfy.model_patcher"].ModelPatcher(TinyWav2Lip().eval(), "cpu", "cpu")
     model = sys.modules[f"{root}.nodes.model"].Wav2LipModel("tiny", patcher=patcher)

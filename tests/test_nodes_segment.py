@@ -14,7 +14,7 @@ import pytest
 from fakehost import host  # noqa: F401  (fixture)
 from test_nodes_lipsync import FPS, FakeDetector, audio_dict, decode, speech, textured
 
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 N = 20  # a 0.8 s clip
 START, END = 0.2, 0.48  # frames 5 … 11
@@ -33,7 +33,7 @@ def pack(host, monkeypatch, checkpoint):
     """The host with the fake detector wired in and the random checkpoint as a RESYNC_WAV2LIP value."""
     root = host.pack.__name__
     detector = FakeDetector()
-    for module in ("lipsync.faces", "lipsync.pipeline", "nodes.faces"):
+    for module in ("lipsync.faces", "lipsync.engine.lipsync", "nodes.faces"):
         monkeypatch.setattr(sys.modules[f"{root}.{module}"], "create_detector", lambda name, models_dir=None: detector)
     folder = host.models / "wav2lip"
     folder.mkdir(parents=True)

@@ -19,7 +19,7 @@ import torch
 from fakehost import host  # noqa: F401  (fixture)
 
 from lipsync.types import Waveform
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 
 H, W, FPS, STEP = 48, 64, 25, 8
 

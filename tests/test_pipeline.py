@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURE, need
 from fakes import FakeDetector, Recorder, numbered_frames, read, silence, write_video
 from lipsync.errors import Cancelled, FaceNotFoundError
-from lipsync.pipeline import LipSyncOptions, lipsync_video
+from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 from lipsync.types import Box
-from lipsync.video import probe
+from lipsync.media.video import probe
 
 BOX = Box(top=48, bottom=232, left=56, right=200)
 

@@ -17,9 +17,9 @@ from lipsync.composite import match_color, mouth_mask, paste_mouth, resize_face
 from lipsync.errors import InputError
 from lipsync.faces.smooth import SteadyParams, SteadySmoother, smooth_boxes_steady
 from lipsync.faces.track import FaceTracker, smooth_boxes_reference
-from lipsync.pipeline import LipSyncOptions, lipsync_video
+from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 from lipsync.types import Box, Detection, Waveform
-from lipsync.video import VideoWriter, iter_frames
+from lipsync.media.video import VideoWriter, iter_frames
 
 H, W = 240, 320
 BOX = Box(top=40, bottom=220, left=80, right=240)

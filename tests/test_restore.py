@@ -333,9 +333,9 @@ class Echo:
 def test_pipeline_restores_only_inside_the_mouth_mask(tmp_path: Path, restoreformer_file: Path) -> None:
     from fractions import Fraction
 
-    from lipsync.pipeline import LipSyncOptions, lipsync_video
+    from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
     from lipsync.types import Waveform
-    from lipsync.video import VideoWriter, iter_frames
+    from lipsync.media.video import VideoWriter, iter_frames
 
     rng = np.random.default_rng(7)
     frames = [rng.integers(0, 256, (160, 160, 3), dtype=np.uint8) for _ in range(2)]

@@ -15,7 +15,7 @@ import soundfile as sf
 from fakes import Recorder, write_video
 from robust import assert_cli_fails, assert_nothing_written, output_streams, sync, tone
 
-from lipsync.audio import SILENCE, waveform_from_array
+from lipsync.media.audio import SILENCE, waveform_from_array
 from lipsync.errors import AudioError
 from lipsync.types import Waveform
 
@@ -63,7 +63,7 @@ def covered_frames(audio: Path, fps: int = 25) -> int:
     Raw ADTS .aac has no edit list, so its decoded audio keeps the encoder's priming and padding
     (up to ~0.1 s more than was encoded); the muxed sound is the same decode, so sync holds.
     """
-    from lipsync.audio import load_audio
+    from lipsync.media.audio import load_audio
 
     return int(np.ceil(load_audio(audio).duration * fps - 1e-9))
 
@@ -188,7 +188,7 @@ def test_more_than_eight_planar_channels(video: Path, tmp_path: Path) -> None:
             frame.sample_rate, frame.pts = 48000, start
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    from lipsync.audio import load_audio
+    from lipsync.media.audio import load_audio
 
     wave = load_audio(ogg)
     assert wave.channels == 16 and abs(wave.duration - 0.4) < 0.03

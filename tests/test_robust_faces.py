@@ -21,7 +21,7 @@ from fakes import FakeDetector, write_video
 from robust import Painter, assert_cli_fails, face_clip, green_mask, run_cli, sync, tone
 
 from lipsync.faces import YuFaceDetector
-from lipsync.video import iter_frames
+from lipsync.media.video import iter_frames
 
 N = 8
 SECONDS = N / 25

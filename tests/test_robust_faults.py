@@ -23,9 +23,9 @@ from conftest import sigint_default
 from fakes import write_video
 from robust import Identity, assert_cli_fails, assert_nothing_written, leftovers, output_streams, run_cli, sync, tone
 
-from lipsync import _encode
+from lipsync.media import _encode
 from lipsync.errors import Cancelled
-from lipsync.video import TEMP_MARKER, VideoWriter, cleanup_stale_temp_files
+from lipsync.media.video import TEMP_MARKER, VideoWriter, cleanup_stale_temp_files
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 100
@@ -67,7 +67,7 @@ def run(clip: Path, out: Path, **kwargs: object) -> object:
 
 def test_stop_while_decoding(clip: Path, tmp_path: Path, threads_stop: object) -> None:
     """Stopped at the first check: the decoder thread is still reading ahead, and stops too."""
-    from lipsync.pipeline import LipSyncOptions, lipsync_video
+    from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 
     out = tmp_path / "out.mp4"
     with pytest.raises(Cancelled, match="out.mp4 was not written"):
@@ -90,7 +90,7 @@ def _box():
 
 
 def test_stop_while_the_network_runs(clip: Path, tmp_path: Path, threads_stop: object) -> None:
-    from lipsync.pipeline import LipSyncOptions, lipsync_video
+    from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 
     out = tmp_path / "out.mp4"
     checks = []
@@ -195,8 +195,8 @@ _INTERRUPTER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 phase = sys.argv[1]
-import lipsync.inference, lipsync.pipeline
-from lipsync import _encode
+import lipsync.models.wav2lip.generator, lipsync.engine.lipsync
+from lipsync.media import _encode
 from robust import Identity
 
 def interrupt():
@@ -208,8 +208,8 @@ class Net(Identity):
             interrupt()
         return super().__call__(mel, faces)
 
-lipsync.inference.load_generator = lambda *a, **k: Net()
-real_frames, real_write = lipsync.pipeline.iter_frames, _encode.VideoWriter.write
+lipsync.models.wav2lip.generator.load_generator = lambda *a, **k: Net()
+real_frames, real_write = lipsync.engine.lipsync.iter_frames, _encode.VideoWriter.write
 
 def frames(*args, **kwargs):
     for i, frame in enumerate(real_frames(*args, **kwargs)):
@@ -222,7 +222,7 @@ def write(self, frame):
         interrupt()
     real_write(self, frame)
 
-lipsync.pipeline.iter_frames, _encode.VideoWriter.write = frames, write
+lipsync.engine.lipsync.iter_frames, _encode.VideoWriter.write = frames, write
 from lipsync.cli import main
 sys.exit(main(sys.argv[3:]))
 """
@@ -282,7 +282,7 @@ def test_an_exception_on_one_batch_item_leaves_the_others() -> None:
 _CRASHER = """
 import os, signal, sys
 import numpy as np
-from lipsync.video import VideoWriter
+from lipsync.media.video import VideoWriter
 writer = VideoWriter(sys.argv[1], 25)
 for _ in range(10):
     writer.write(np.zeros((64, 64, 3), np.uint8))

@@ -18,9 +18,9 @@ from conftest import FIXTURE, need
 from fakes import write_video
 from robust import assert_nothing_written, face_clip, output_streams, run_cli
 
-from lipsync.checkpoint import read_state_dict
+from lipsync.models.wav2lip.checkpoint import read_state_dict
 from lipsync.errors import ModelError
-from lipsync.inference import load_generator
+from lipsync.models.wav2lip.generator import load_generator
 
 HELP = "models/wav2lip"  # every "get the right file" message says where it goes
 

@@ -27,8 +27,8 @@ import torch
 from fakes import write_video
 from robust import Identity, assert_cli_fails, assert_nothing_written, leftovers, output_streams, run_cli, sync, tone
 
-from lipsync import _encode
-from lipsync.checkpoint import read_state_dict
+from lipsync.media import _encode
+from lipsync.models.wav2lip.checkpoint import read_state_dict
 from lipsync.errors import ModelError, OutputError
 
 ROOT = Path(__file__).resolve().parents[1]

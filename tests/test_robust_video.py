@@ -3,7 +3,7 @@ network, a fixed box) and the CLI: every file either gives a correct result or f
 line naming the file, what is wrong and what to do, leaving nothing behind.
 
 Variable frame rate: frames are placed by their timestamps at the file's (average) rate, a dip
-repeats the held frame and a burst drops extras (``lipsync.video._constant_rate``), so motion
+repeats the held frame and a burst drops extras (``lipsync.media.video._constant_rate``), so motion
 keeps its speed and the output covers exactly the audio. The hour-long input is behind ``slow``.
 """
 
@@ -34,7 +34,7 @@ from robust import (
 from lipsync.errors import VideoError
 from lipsync.faces import YuFaceDetector
 from lipsync.types import Box, Waveform
-from lipsync.video import iter_frames, probe
+from lipsync.media.video import iter_frames, probe
 
 rng = np.random.default_rng(6)
 
@@ -322,7 +322,7 @@ def stream_long(tmp_path: Path, minutes: float, size: int = 64) -> tuple[float, 
         if done >= 1500 and "one_minute" not in marks:
             marks["one_minute"] = rss_mb()
 
-    from lipsync.pipeline import LipSyncOptions, lipsync_video
+    from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 
     result = lipsync_video(
         video,

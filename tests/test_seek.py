@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from robust import make_clip
 
-from lipsync import _seek
-from lipsync.length import sequence_frames
-from lipsync.video import VideoWriter, iter_frames
+from lipsync.media import _seek
+from lipsync.engine.length import sequence_frames
+from lipsync.media.video import VideoWriter, iter_frames
 
 
 def numbered(n: int, h: int = 64, w: int = 64) -> list[np.ndarray]:

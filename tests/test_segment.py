@@ -1,4 +1,4 @@
-"""Segment re-voicing (``lipsync.segment``): outside the range nothing changes, the joins are
+"""Segment re-voicing (``lipsync.engine.segment``): outside the range nothing changes, the joins are
 seamless (no click in the sound, no jump in the face), inside the new voice drives the mouth."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipsync.audio import load_audio
+from lipsync.media.audio import load_audio
 from lipsync.cli import main
 from lipsync.errors import InputError
-from lipsync.pipeline import LipSyncOptions
-from lipsync.segment import ramp_weight, revoice_segment, splice_audio
+from lipsync.engine.lipsync import LipSyncOptions
+from lipsync.engine.segment import ramp_weight, revoice_segment, splice_audio
 from lipsync.types import Detection, Waveform
-from lipsync.video import VideoWriter, iter_frames
+from lipsync.media.video import VideoWriter, iter_frames
 
 RATE, FPS, N = 48000, 25, 50  # a 2 s clip
 START, END = 0.6, 1.2  # frames 15 … 29
@@ -116,7 +116,7 @@ def test_lossless_revoice_changes_only_the_range(source, tmp_path: Path) -> None
     audio = load_audio(out)
     s0, s1 = round(START * RATE), round(END * RATE)
     # FLAC stores 16 bits: the original decodes as n/32768 and is stored again as round(x*32767), so
-    # samples above half scale may move by one step (lipsync._encode; outside this module).
+    # samples above half scale may move by one step (lipsync.media._encode; outside this module).
     assert np.abs(audio.samples[:, :s0] - original.samples[:, :s0]).max() <= LSB * 1.01
     assert np.abs(audio.samples[:, s1:] - original.samples[:, s1 : audio.num_samples]).max() <= LSB * 1.01
     natural = max(max_step(original.samples), max_step(new.samples))

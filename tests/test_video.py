@@ -1,4 +1,4 @@
-"""Tests of lipsync.video: probing, streaming frames, still images, the atomic writer, errors.
+"""Tests of lipsync.media.video: probing, streaming frames, still images, the atomic writer, errors.
 
 Every input is generated in tmp_path with PyAV or OpenCV (tiny, so the file runs in seconds);
 one test reads the real face clip from the shared media folder when it is there.
@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from conftest import MEDIA
 
-from lipsync import _encode
+from lipsync.media import _encode
 from lipsync.errors import AudioError, OutputError, VideoError
 from lipsync.types import Waveform
-from lipsync.video import (
+from lipsync.media.video import (
     TEMP_MARKER,
     VideoWriter,
     cleanup_stale_temp_files,
@@ -339,7 +339,7 @@ def test_trimmed_mp4_with_edit_list_is_not_reported_as_truncated(tmp_path: Path)
 
 
 def test_h264_is_written_with_the_documented_encoder_settings(tmp_path: Path) -> None:
-    """superfast with the macroblock tree (see lipsync._encode): x264 records its options in
+    """superfast with the macroblock tree (see lipsync.media._encode): x264 records its options in
     the stream itself."""
     out = tmp_path / "settings.mp4"
     with VideoWriter(out, 25) as writer:

@@ -52,15 +52,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from lipsync.audio import load_audio, mel_windows, melspectrogram, to_model_rate  # noqa: E402
+from lipsync.media.audio import load_audio, mel_windows, melspectrogram, to_model_rate  # noqa: E402
 from lipsync.composite import Blend, ColorMatch, mouth_mask, paste_mouth, paste_reference  # noqa: E402
 from lipsync.faces import create_detector  # noqa: E402
 from lipsync.faces.smooth import Smoothing, SteadyParams  # noqa: E402
 from lipsync.faces.track import FaceTracker  # noqa: E402
-from lipsync.generate import crop_faces, predict, to_uint8_reference  # noqa: E402
+from lipsync.models.wav2lip.preprocess import crop_faces, predict, to_uint8_reference  # noqa: E402
 from lipsync.types import Box, Detection, FaceFrame, Frame  # noqa: E402
-from lipsync.pipeline import LipSyncOptions  # noqa: E402
-from lipsync.video import iter_frames  # noqa: E402
+from lipsync.engine.lipsync import LipSyncOptions  # noqa: E402
+from lipsync.media.video import iter_frames  # noqa: E402
 
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
 MEDIA = SHARED / "media"
@@ -490,7 +490,7 @@ NETWORKS = ("random weights", "identity network", "tinted identity")
 def composite_section(
     clips: dict[str, list[Frame]], tracking: dict[str, Clip], checkpoint: str
 ) -> dict[tuple[str, str, str], CompositeRun]:
-    from lipsync.inference import load_generator
+    from lipsync.models.wav2lip.generator import load_generator
 
     print("\n# Compositing (frames in memory, before encoding)")
     nets = {

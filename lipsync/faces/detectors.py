@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DependencyError, InputError, LipSyncError, ModelError
 from ..types import Detection, DetectorName, Frame, choices
-from .._download import REGISTRY, ensure_file
+from ..models._download import REGISTRY, ensure_file
 
 __all__ = [
     "FaceDetector",

@@ -1,6 +1,6 @@
 """Array-level stages for callers that hold whole batches (the ComfyUI node graph).
 
-The streaming pipeline (``lipsync.pipeline``) pushes frames through in chunks; a node graph
+The streaming pipeline (``lipsync.engine.lipsync``) pushes frames through in chunks; a node graph
 instead hands every stage a whole batch and passes small payloads between them. This module
 defines those payloads and the batch functions, built from the same pieces as the pipeline
 (``generate``, ``composite``), so both paths give the same pixels.
@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .composite import paste_mouth, paste_reference
-from .errors import InputError
-from .generate import crop_faces, predict
-from .inference import Generator
-from .model import IMG_SIZE
-from .types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
+from ..composite import paste_mouth, paste_reference
+from ..errors import InputError
+from ..models.wav2lip.preprocess import crop_faces, predict
+from ..models.wav2lip.generator import Generator
+from ..models.wav2lip.network import IMG_SIZE
+from ..types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
 
 __all__ = [
     "FaceTrack",
@@ -94,7 +94,7 @@ class FaceTrack:
 def sequence_indices(n_source: int, n_out: int, policy: LengthPolicy) -> I64:
     """Which of ``n_source`` video frames each of ``n_out`` output frames shows.
 
-    The same sequence as ``lipsync.length.sequence_frames``: the video plays once, then
+    The same sequence as ``lipsync.engine.length.sequence_frames``: the video plays once, then
     ``loop`` restarts at 0, ``pingpong`` plays backwards and forwards (0 1 … n-1 n-2 … 0 1 …),
     ``freeze`` holds the last frame, ``trim`` stops (fewer than ``n_out`` indices), and
     ``auto`` is ``trim`` when the video is long enough and ``pingpong`` otherwise.

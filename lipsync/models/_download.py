@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import ModelError
+from ..errors import ModelError
 
 __all__ = ["REGISTRY", "RemoteFile", "download", "ensure_file"]
 

@@ -11,7 +11,7 @@ runs out.
 - ``pingpong``: play backwards, then forwards again (0 1 2 … n-1 n-2 … 1 0 1 …): no jump.
   Backwards is read in segments of ``segment`` frames (each re-decoded from the source and
   reversed), so at most one segment is held; ``iter_frames`` starts each one at the keyframe
-  before it (``lipsync._seek``), not at the first frame, so the cost stays linear in the length.
+  before it (``lipsync.media._seek``), not at the first frame, so the cost stays linear in the length.
 - ``freeze``: hold the last frame.
 - ``auto``: ``trim`` when the audio is shorter than the video, ``pingpong`` when longer.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from .types import Frame, LengthPolicy
+from ..types import Frame, LengthPolicy
 
 __all__ = ["FrameOpener", "sequence_frames"]
 

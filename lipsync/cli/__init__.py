@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .errors import LipSyncError, ModelError
-from .types import (
+from ..errors import LipSyncError, ModelError
+from ..types import (
     Blend,
     Box,
     ColorMatch,
@@ -31,7 +31,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .pipeline import LipSyncResult
+    from ..engine.lipsync import LipSyncResult
 
 __all__ = ["find_checkpoint", "main"]
 
@@ -44,13 +44,13 @@ def models_dirs() -> list[Path]:
     if os.environ.get("LIPSYNC_MODELS"):
         dirs.append(Path(os.environ["LIPSYNC_MODELS"]).expanduser())
     dirs.append(Path.cwd() / "models")
-    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
     return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
 def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path:
     """The checkpoint to use: ``explicit``, else a known name in a models/wav2lip folder."""
-    from .checkpoint import CHECKPOINT_HELP
+    from ..models.wav2lip.checkpoint import CHECKPOINT_HELP
 
     if explicit:
         return Path(explicit)
@@ -128,9 +128,9 @@ class _Progress:
 
 def _run_job(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    from ._encode import _CONTAINERS
-    from .inference import load_generator
-    from .pipeline import LipSyncOptions, lipsync_video
+    from ..media._encode import _CONTAINERS
+    from ..models.wav2lip.generator import load_generator
+    from ..engine.lipsync import LipSyncOptions, lipsync_video
 
     output = Path(args.output)
     if args.lossless and output.suffix.lower() != ".mkv":
@@ -187,7 +187,7 @@ def _warnings(result: LipSyncResult, args: argparse.Namespace) -> list[str]:
 
 
 def _run_convert(argv: Sequence[str]) -> int:
-    from .checkpoint import convert_to_safetensors
+    from ..models.wav2lip.checkpoint import convert_to_safetensors
 
     p = argparse.ArgumentParser(prog="python -m lipsync convert", description="Convert a Wav2Lip .pth to .safetensors (weights only, ~145 MB).")
     p.add_argument("checkpoint")
@@ -199,7 +199,7 @@ def _run_convert(argv: Sequence[str]) -> int:
 
 
 def _run_download(argv: Sequence[str]) -> int:
-    from .weights import LICENCE_NOTE, WEIGHTS, fetch_wav2lip
+    from ..models.registry import LICENCE_NOTE, WEIGHTS, fetch_wav2lip
 
     p = argparse.ArgumentParser(prog="python -m lipsync download", description=f"Fetch published Wav2Lip weights into MODELS/wav2lip/. {LICENCE_NOTE}")
     p.add_argument("name", nargs="?", default="wav2lip_gan", choices=list(WEIGHTS), help="which weights (default wav2lip_gan)")
@@ -212,13 +212,13 @@ def _run_download(argv: Sequence[str]) -> int:
 
 
 def _run_batch(argv: Sequence[str]) -> int:
-    from .batch_cli import run_batch_cli  # imported on use: the main job never pays for it
+    from .batch import run_batch_cli  # imported on use: the main job never pays for it
 
     return run_batch_cli(argv)
 
 
 def _run_segment(argv: Sequence[str]) -> int:
-    from .segment import run_segment_cli
+    from ..engine.segment import run_segment_cli
 
     return run_segment_cli(argv)
 

@@ -8,7 +8,7 @@ put on the rate ``probe`` reports by their timestamps (see ``_constant_rate``). 
 ``VideoError`` whose one sentence names the file, what is wrong with it and what to do;
 FFmpeg's own exception is chained, not shown.
 
-Writing lives in ``lipsync._encode`` (``VideoWriter``) and is re-exported here.
+Writing lives in ``lipsync.media._encode`` (``VideoWriter``) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ._encode import (
     cleanup_stale_temp_files,
 )
 from . import _seek
-from .errors import VideoError
-from .types import Frame, VideoInfo
+from ..errors import VideoError
+from ..types import Frame, VideoInfo
 
 __all__ = [
     "DEFAULT_CRF",
@@ -187,7 +187,7 @@ def _constant_rate(
     its speed and the video its duration. A constant-rate file passes unchanged. Frames without
     a timestamp, with the held frame's timestamp, or whose timestamp goes back or leaps more
     than a minute (broken files) are taken in decode order, one slot each. ``recorder`` learns
-    which slot each frame took (see ``lipsync._seek``).
+    which slot each frame took (see ``lipsync.media._seek``).
     """
     held: av.VideoFrame | None = None
     held_time: Fraction | None = None
@@ -340,7 +340,7 @@ def iter_frames(
 
 def _source_frames(name: str, skip: int) -> Iterator[tuple[int, av.VideoFrame]]:
     """(index, frame) of the source from index ``skip`` on, at the constant rate: decoded from
-    the keyframe before ``skip`` when an earlier pass learnt where that is (``lipsync._seek``),
+    the keyframe before ``skip`` when an earlier pass learnt where that is (``lipsync.media._seek``),
     else from the first frame (recording what it learns)."""
     first = skip
     timeline = _seek.lookup(name) if skip else None

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .inference import Generator
-from .model import IMG_SIZE
-from .types import Box, Frame
+from .generator import Generator
+from .network import IMG_SIZE
+from ...types import Box, Frame
 
 __all__ = [
     "crop_faces",

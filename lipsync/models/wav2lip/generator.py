@@ -22,8 +22,8 @@ import numpy.typing as npt
 import torch
 
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
-from .errors import InputError, ModelError
-from .model import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
+from ...errors import InputError, ModelError
+from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
 
 __all__ = [
     "Generator",

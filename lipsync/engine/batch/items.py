@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import InputError
-from .types import Waveform
+from ...errors import InputError
+from ...types import Waveform
 
 __all__ = [
     "AUDIO_SUFFIXES",

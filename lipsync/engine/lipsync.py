@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import audio as audio_mod
-from .composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
-from .errors import Cancelled, FaceNotFoundError, InputError
-from .faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, openmp_threads, run_detection
-from .faces.smooth import Smoothing
-from .generate import crop_faces, predict, to_uint8_reference
-from .inference import Generator, resolve_device
-from .restore import FaceRestorer, load_restorer, restore_predictions
-from ._prefetch import BackgroundConsumer, InlineConsumer, prefetch
+from ..media import audio as audio_mod
+from ..composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
+from ..errors import Cancelled, FaceNotFoundError, InputError
+from ..faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, openmp_threads, run_detection
+from ..faces.smooth import Smoothing
+from ..models.wav2lip.preprocess import crop_faces, predict, to_uint8_reference
+from ..models.wav2lip.generator import Generator, resolve_device
+from ..restore import FaceRestorer, load_restorer, restore_predictions
+from ._threads import BackgroundConsumer, InlineConsumer, prefetch
 from .length import sequence_frames
-from .types import (
+from ..types import (
     Box,
     CompositeMode,
     DetectorName,
@@ -47,7 +47,7 @@ from .types import (
     Waveform,
     choices,
 )
-from .video import VideoWriter, iter_frames, probe
+from ..media.video import VideoWriter, iter_frames, probe
 
 __all__ = ["LipSyncOptions", "LipSyncResult", "PreparedAudio", "lipsync_video", "prepare_audio"]
 

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import Cancelled, InputError
-from .types import FaceFrame, Frame, Waveform
+from ..errors import Cancelled, InputError
+from ..types import FaceFrame, Frame, Waveform
 
 if TYPE_CHECKING:
-    from .faces import FaceDetector
-    from .inference import Generator
-    from .pipeline import LipSyncOptions
+    from ..faces import FaceDetector
+    from ..models.wav2lip.generator import Generator
+    from .lipsync import LipSyncOptions
 
 __all__ = ["SegmentResult", "revoice_segment", "run_segment_cli", "splice_audio"]
 
@@ -129,7 +129,7 @@ def _blend(original: Frame, synced: Frame, weight: float) -> Frame:
 
 
 def _original_audio(path: str, has_audio: bool, duration: float, like: Waveform) -> Waveform:
-    from .audio import load_audio
+    from ..media.audio import load_audio
 
     if has_audio:
         return load_audio(path)
@@ -157,12 +157,12 @@ def revoice_segment(
     and the mouth in that range re-synced (see the module docstring). ``options`` is a
     ``LipSyncOptions``; its length policy, fps and frame selection do not apply (the video keeps
     its length and rate). Nothing is written under ``output`` unless the job completes."""
-    from . import audio as audio_mod
-    from .audio import load_audio
-    from .faces import create_detector
-    from .pipeline import LipSyncOptions, _chunks, _device_of, _generate_chunk, _track, prepare_audio
-    from .restore import load_restorer
-    from .video import VideoWriter, iter_frames, probe
+    from ..media import audio as audio_mod
+    from ..media.audio import load_audio
+    from ..faces import create_detector
+    from .lipsync import LipSyncOptions, _chunks, _device_of, _generate_chunk, _track, prepare_audio
+    from ..restore import load_restorer
+    from ..media.video import VideoWriter, iter_frames, probe
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).validated()
@@ -225,7 +225,7 @@ def revoice_segment(
 
 def _paste(frame: Frame, face: FaceFrame, generated: np.ndarray | None, opts: LipSyncOptions) -> Frame:
     """The frame with its generated face pasted, as ``lipsync_video`` pastes it."""
-    from .composite import paste_mouth, paste_reference
+    from ..composite import paste_mouth, paste_reference
 
     if generated is None or face.box is None:
         return frame
@@ -239,7 +239,7 @@ def _paste(frame: Frame, face: FaceFrame, generated: np.ndarray | None, opts: Li
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .types import CompositeMode, DetectorName, MissingFacePolicy, choices
+    from ..types import CompositeMode, DetectorName, MissingFacePolicy, choices
 
     p = argparse.ArgumentParser(
         prog="python -m lipsync segment",
@@ -268,10 +268,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_segment_cli(argv: Sequence[str]) -> int:
     """``python -m lipsync segment VIDEO AUDIO --start S --end E -o OUT``."""
-    from .cli import find_checkpoint
-    from .inference import load_generator
-    from .pipeline import LipSyncOptions
-    from .types import Box
+    from ..cli import find_checkpoint
+    from ..models.wav2lip.generator import load_generator
+    from .lipsync import LipSyncOptions
+    from ..types import Box
 
     args = _parser().parse_args(argv)
     opts = LipSyncOptions(

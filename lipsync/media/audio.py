@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import AudioError
-from .types import Waveform
+from ..errors import AudioError
+from ..types import Waveform
 
 __all__ = [  # noqa: RUF022 - grouped by stage
     "MODEL_RATE", "SILENCE", "load_audio", "waveform_from_array", "to_model_rate", "mel_basis",

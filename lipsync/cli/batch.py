@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .batch_items import (
+from ..engine.batch.items import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     BatchItem,
@@ -23,7 +23,7 @@ __all__ = ["run_batch_cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .types import CompositeMode, DetectorName, LengthPolicy, MissingFacePolicy, choices
+    from ..types import CompositeMode, DetectorName, LengthPolicy, MissingFacePolicy, choices
 
     p = argparse.ArgumentParser(
         prog="python -m lipsync batch",
@@ -79,11 +79,11 @@ def _cli_items(args: argparse.Namespace, parser: argparse.ArgumentParser, suffix
 
 def run_batch_cli(argv: Sequence[str]) -> int:
     """``python -m lipsync batch …``: see ``_parser``."""
-    from .batch import run_batch  # here: batch re-exports this module's run_batch_cli
-    from .cli import find_checkpoint
-    from .inference import load_generator
-    from .pipeline import LipSyncOptions
-    from .types import Box
+    from ..engine.batch.run import run_batch  # here: batch re-exports this module's run_batch_cli
+    from . import find_checkpoint
+    from ..models.wav2lip.generator import load_generator
+    from ..engine.lipsync import LipSyncOptions
+    from ..types import Box
 
     parser = _parser()
     args = parser.parse_args(argv)

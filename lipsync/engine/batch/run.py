@@ -36,8 +36,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .batch_cli import run_batch_cli
-from .batch_items import (
+from .items import (
     AUDIO_SUFFIXES,
     OUTPUT_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -50,7 +49,7 @@ from .batch_items import (
     read_manifest,
     resolve_inside,
 )
-from .batch_report import (
+from .report import (
     CSV_COLUMNS,
     REPORT_CSV,
     REPORT_JSON,
@@ -61,13 +60,13 @@ from .batch_report import (
     _write_reports,
     write_zip,
 )
-from .errors import Cancelled, FaceNotFoundError, InputError, LipSyncError, OutputError
-from .types import Waveform
+from ...errors import Cancelled, FaceNotFoundError, InputError, LipSyncError, OutputError
+from ...types import Waveform
 
 if TYPE_CHECKING:
-    from .faces import FaceDetector
-    from .inference import Generator
-    from .pipeline import LipSyncOptions, PreparedAudio
+    from ...faces import FaceDetector
+    from ...models.wav2lip.generator import Generator
+    from ..lipsync import LipSyncOptions, PreparedAudio
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -90,7 +89,6 @@ __all__ = [
     "read_manifest",
     "resolve_inside",
     "run_batch",
-    "run_batch_cli",
     "voice_digests",
     "write_zip",
 ]
@@ -214,7 +212,7 @@ def _previous(out_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _complete(path: Path, previous: dict[str, Any] | None, key: str) -> tuple[int, float] | None:
     """(frames, seconds) of an output that can be kept, else None."""
-    from .video import probe
+    from ...media.video import probe
 
     if not path.is_file() or (previous is not None and previous.get("key") not in (None, key)):
         return None
@@ -245,7 +243,7 @@ def _audio_seconds(audio: str | Waveform) -> float:
 
 def _estimate_frames(item: BatchItem, options: LipSyncOptions) -> int:
     """Frames the item will make (for the overall progress bar); 1 when it cannot be told."""
-    from .video import probe
+    from ...media.video import probe
 
     try:
         info = probe(item.video)
@@ -266,7 +264,7 @@ class _AudioCache:
         self._value: PreparedAudio | None = None
 
     def get(self, audio: str | Waveform) -> PreparedAudio:
-        from .pipeline import prepare_audio
+        from ..lipsync import prepare_audio
 
         key = id(audio) if isinstance(audio, Waveform) else audio
         if self._value is None or key != self._key:
@@ -290,7 +288,7 @@ class _Run:
 
 
 def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable[[int, int], None]) -> None:
-    from .pipeline import lipsync_video
+    from ..lipsync import lipsync_video
 
     final = run.out_dir / item.output_name
     kept = _complete(final, run.previous.get(item.output_name), result.key)
@@ -357,8 +355,8 @@ def run_batch(
     stopped. Raises ``Cancelled`` (or the callback's exception) after writing the report when
     the batch is stopped.
     """
-    from .faces import create_detector
-    from .pipeline import LipSyncOptions
+    from ...faces import create_detector
+    from ..lipsync import LipSyncOptions
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).validated()

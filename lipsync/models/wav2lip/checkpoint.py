@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from .errors import DependencyError, ModelError
-from .model import Wav2Lip
+from ...errors import DependencyError, ModelError
+from .network import Wav2Lip
 
 __all__ = [
     "CHECKPOINT_HELP",

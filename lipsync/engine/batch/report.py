@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from .errors import OutputError
+from ...errors import OutputError
 
 __all__ = [
     "CSV_COLUMNS",

@@ -1,4 +1,4 @@
-"""The output side of ``lipsync.video``: a streaming, atomic video writer with muxed audio.
+"""The output side of ``lipsync.media.video``: a streaming, atomic video writer with muxed audio.
 
 Frames are encoded the moment they arrive and the audio is encoded alongside them, so memory
 stays flat however long the video is. Everything goes to a hidden temporary file next to the
@@ -35,9 +35,9 @@ from typing import IO
 import av
 import numpy as np
 
-from .errors import AudioError, OutputError
+from ..errors import AudioError, OutputError
 from ._encode_audio import _AudioPump, _AudioTrack, _FileAudio, _waveform_pump
-from .types import Frame, Waveform
+from ..types import Frame, Waveform
 
 __all__ = ["VideoWriter", "cleanup_stale_temp_files"]
 

@@ -2,7 +2,7 @@
 
 The authors' own links moved more than once (upstream issue #739); the default source is a
 community mirror on Hugging Face, and ``url=`` (or ``$LIPSYNC_WAV2LIP_URL``) points elsewhere.
-The download is atomic (``lipsync._download``) and then checked the way every checkpoint is:
+The download is atomic (``lipsync.models._download``) and then checked the way every checkpoint is:
 read with ``weights_only=True`` and matched against the architecture; a file that fails is
 deleted. The only published digest comes from a third-party script and is not verified here,
 so a different digest is a warning that names both, not a refusal.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._download import download
-from .checkpoint import read_state_dict
-from .errors import InputError, ModelError
+from .wav2lip.checkpoint import read_state_dict
+from ..errors import InputError, ModelError
 
 __all__ = ["WEIGHTS", "WeightsInfo", "fetch_wav2lip", "sha256_of"]
 

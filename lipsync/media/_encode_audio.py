@@ -14,8 +14,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .errors import AudioError
-from .types import Waveform
+from ..errors import AudioError
+from ..types import Waveform
 
 AAC_BITRATE_PER_CHANNEL = 96_000
 AAC_FALLBACK_RATE = 48_000
