@@ -123,11 +123,11 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
         costs[name] = _cpu() - start
         return value
 
-    opts = LipSyncOptions(batch_size=batch_size)
+    opts = LipSyncOptions.of(batch_size=batch_size)
     gen = timed("start-up: read the checkpoint", lambda: load_generator(checkpoint, "cpu"))
     info, prepared = timed("audio: load + mel", lambda: (probe(video), prepare_audio(audio)))
     frames = timed("decode (PyAV, to RGB)", lambda: list(iter_frames(video)))
-    detector = create_detector(opts.detector)
+    detector = create_detector(opts.faces.detector)
     with openmp_threads(detector, 1):  # as the pipeline runs it beside a network on the CPU
         tracked = timed(f"detect ({detector.name}) + track", lambda: list(_track(iter(frames), info, opts, detector)))
     boxes = [face.box for _, face in tracked]

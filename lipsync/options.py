@@ -91,7 +91,8 @@ class _Group:
 
 @dataclass(frozen=True)
 class SourceOptions(_Group):
-    """Which frames of the video are used, and their rate (VideoHelperSuite's selection names)."""
+    """Which frames of the video are used, at which rate, and how they fill the audio's length
+    (the selection has VideoHelperSuite's names)."""
 
     fps: float | None = setting(None, "frames per second of the output: a still image's rate (default 25), or to "
                                 "override the file's; 0 or empty = the video's own rate",
@@ -99,6 +100,9 @@ class SourceOptions(_Group):
     frame_load_cap: int = setting(0, "use at most this many frames of the video (0 = all)", min=0)
     skip_first_frames: int = setting(0, "skip this many frames at the start of the video", min=0)
     select_every_nth: int = setting(1, "use every n-th frame of the video (the frame rate is divided by n)", min=1)
+    length_policy: LengthPolicy = setting(
+        "auto", "audio and video of different length: auto = trim when the audio is shorter, ping-pong when longer; "
+        "loop, pingpong or freeze extend the video; trim stops at the shorter", choices=LengthPolicy)
 
     def check(self) -> None:
         super().check()
@@ -112,11 +116,8 @@ class SourceOptions(_Group):
 
 @dataclass(frozen=True)
 class SyncOptions(_Group):
-    """How the audio's length and timing map onto the video's frames."""
+    """How the audio lines up with the frames."""
 
-    length_policy: LengthPolicy = setting(
-        "auto", "audio and video of different length: auto = trim when the audio is shorter, ping-pong when longer; "
-        "loop, pingpong or freeze extend the video; trim stops at the shorter", choices=LengthPolicy)
     audio_offset_ms: float = setting(0.0, "shift the sync in milliseconds (positive: the mouth moves later)",
                                      flag="--audio-offset", metavar="MS", min=-2000.0, max=2000.0, step=5.0)
 
@@ -289,6 +290,14 @@ class LipSyncOptions:
             groups[g] = replace(groups.get(g, getattr(self, g)), **{name: value})
         return replace(self, **groups, reference=settings.get("reference", self.reference))
 
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its field name (they are unique across groups), plus ``reference``."""
+        out: dict[str, Any] = {"reference": self.reference}
+        for name in GROUPS:
+            group = getattr(self, name)
+            out.update((f.name, getattr(group, f.name)) for f in fields(group))
+        return out
+
     def resolved(self) -> LipSyncOptions:
         """Checked (InputError with the reason), with ``reference`` applied."""
         for name in GROUPS:
@@ -299,7 +308,7 @@ class LipSyncOptions:
             self,
             composite=replace(self.composite, mode="reference"),
             faces=replace(self.faces, smoothing="reference"),
-            sync=replace(self.sync, length_policy="loop"),
+            source=replace(self.source, length_policy="loop"),
         )
 
 

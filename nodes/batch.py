@@ -249,14 +249,14 @@ class LipSyncBatch(io.ComfyNode):
         audio: Any = None,
     ) -> io.NodeOutput:
         items = batch_items(videos, audios, manifest, audio)
-        opts = LipSyncOptions(
+        opts = LipSyncOptions.of(
             mode=mode,  # type: ignore[arg-type]
             batch_size=int(batch_size),
             detector=detector,  # type: ignore[arg-type]
             models_dir=_host.detector_models_dir(),
             missing_face=missing_face,  # type: ignore[arg-type]
             length_policy=length_policy,  # type: ignore[arg-type]
-        ).validated()
+        ).resolved()
         folder = _batch_folder(batch_name, batch_key(items, opts, model.name, voice_digests(items)))
         node_id = cls.hidden.unique_id
         report = run_batch(

@@ -219,7 +219,7 @@ class LipSyncVideo(io.ComfyNode):
         problem = fps_problem(fps) if fps else None
         if problem:
             raise InputError(problem)
-        opts = LipSyncOptions(
+        opts = LipSyncOptions.of(
             mode=mode,  # type: ignore[arg-type]
             batch_size=int(batch_size),
             box=parse_box(fixed_box),

@@ -154,7 +154,7 @@ class RevoiceSegment(io.ComfyNode):
         problem = range_problem(start_s, end_s)
         if problem:
             raise InputError(problem)
-        opts = LipSyncOptions(
+        opts = LipSyncOptions.of(
             mode=mode,  # type: ignore[arg-type]
             detector=detector,  # type: ignore[arg-type]
             models_dir=_host.detector_models_dir(),

@@ -145,7 +145,7 @@ def sync(
     """``lipsync_video`` with a fake network; a fixed whole-frame box unless a detector is given."""
     if detector is None and "box" not in options and "detector" not in options:
         options["box"] = FULL_BOX
-    return lipsync_video(video, audio, output, network or Recorder(), LipSyncOptions(**options), detector=detector)  # type: ignore[arg-type]
+    return lipsync_video(video, audio, output, network or Recorder(), LipSyncOptions.of(**options), detector=detector)  # type: ignore[arg-type]
 
 
 def output_streams(path: Path) -> dict[str, object]:

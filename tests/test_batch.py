@@ -297,9 +297,9 @@ def test_a_changed_input_a_changed_setting_or_a_damaged_output_is_redone(tmp_pat
     write_video(videos[0], frames=12)  # re-exported in place
     (out / "v1.mp4").write_bytes((out / "v1.mp4").read_bytes()[:3000])  # damaged (not by us: we are atomic)
     assert [r.status for r in run(items, out).items] == ["done", "done", "skipped"]
-    other = run_batch(items, out, stand_in, LipSyncOptions(mode="reference"), detector=FaceUnlessBlack())
+    other = run_batch(items, out, stand_in, LipSyncOptions.of(mode="reference"), detector=FaceUnlessBlack())
     assert [r.status for r in other.items] == ["done"] * 3
-    faster = run_batch(items, out, stand_in, LipSyncOptions(mode="reference", batch_size=2), detector=FaceUnlessBlack())
+    faster = run_batch(items, out, stand_in, LipSyncOptions.of(mode="reference", batch_size=2), detector=FaceUnlessBlack())
     assert [r.status for r in faster.items] == ["skipped"] * 3  # batch size does not change the result
 
 

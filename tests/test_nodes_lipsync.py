@@ -177,7 +177,7 @@ def test_the_graph_gives_the_streaming_pipelines_frames(pack, mode) -> None:
     lib = pack.lib
     pack.detector.calls = 0
     out = pack.output / "lib.mkv"
-    options = lib.LipSyncOptions(mode=mode, lossless=True)
+    options = lib.LipSyncOptions.of(mode=mode, lossless=True)
     generator = sys.modules[f"{pack.pack.__name__}.lipsync.models.wav2lip.generator"].TorchGenerator(pack.model.patcher.model)
     same_wave = lib.Waveform(wave.samples, wave.sample_rate)  # the pack's own copy of the class
     lib.lipsync_video(pack.input / "clip.mkv", same_wave, out, generator, options)

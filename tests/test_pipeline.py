@@ -27,7 +27,7 @@ def fixture_video(tmp_path_factory: pytest.TempPathFactory, expected: dict) -> P
 
 def test_reference_mode_reproduces_frames_out(fixture_video: Path, expected: dict, generator, tmp_path: Path) -> None:
     out = tmp_path / "ref.mkv"
-    opts = LipSyncOptions(reference=True, box=BOX, lossless=True, batch_size=8)
+    opts = LipSyncOptions.of(reference=True, box=BOX, lossless=True, batch_size=8)
     result = lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, generator, opts)
     frames = np.stack(read(out))[..., ::-1]  # back to BGR like the fixture
     assert result.frames == 72 == len(frames)
@@ -41,7 +41,7 @@ def test_reference_mode_reproduces_frames_out(fixture_video: Path, expected: dic
 
 def test_default_mode_covers_whole_audio_and_keeps_upper_face(fixture_video: Path, tmp_path: Path) -> None:
     out = tmp_path / "mouth.mkv"
-    opts = LipSyncOptions(box=BOX, lossless=True)
+    opts = LipSyncOptions.of(box=BOX, lossless=True)
     result = lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, Recorder(), opts)
     frames = read(out)
     assert result.frames == 75 == len(frames)  # 3.0 s × 25 fps: the reference makes 72
@@ -60,7 +60,7 @@ def test_both_modes_feed_the_network_identical_inputs(fixture_video: Path, tmp_p
     runs = {}
     for mode in ("mouth", "reference"):
         rec = Recorder()
-        lipsync_video(fixture_video, audio, tmp_path / f"{mode}.mkv", rec, LipSyncOptions(box=BOX, mode=mode, lossless=True))
+        lipsync_video(fixture_video, audio, tmp_path / f"{mode}.mkv", rec, LipSyncOptions.of(box=BOX, mode=mode, lossless=True))
         runs[mode] = rec
     assert np.array_equal(runs["mouth"].all_faces(), runs["reference"].all_faces())
     assert np.array_equal(runs["mouth"].all_mel(), runs["reference"].all_mel())
@@ -72,7 +72,7 @@ def test_frames_without_face_pass_through_and_count_is_kept(tmp_path: Path) -> N
     video = write_video(tmp_path / "in.mkv", frames)
     absent = {3, 4, 5, 13}
     out = tmp_path / "out.mkv"
-    result = lipsync_video(video, silence(0.8), out, Recorder(), LipSyncOptions(lossless=True), detector=FakeDetector(absent))
+    result = lipsync_video(video, silence(0.8), out, Recorder(), LipSyncOptions.of(lossless=True), detector=FakeDetector(absent))
     got = read(out)
     assert len(got) == 20 == result.frames
     assert result.frames_with_face == 16
@@ -83,7 +83,7 @@ def test_frames_without_face_pass_through_and_count_is_kept(tmp_path: Path) -> N
 def test_missing_face_policy_fail_names_the_frame(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mkv", numbered_frames(12))
     out = tmp_path / "out.mkv"
-    opts = LipSyncOptions(lossless=True, missing_face="fail")
+    opts = LipSyncOptions.of(lossless=True, missing_face="fail")
     with pytest.raises(FaceNotFoundError, match=r"in\.mkv: .*frame 7"):
         lipsync_video(video, silence(0.48), out, Recorder(), opts, detector=FakeDetector({7}))
     assert not out.exists()
@@ -104,7 +104,7 @@ def test_missing_face_policy_fail_names_the_frame(tmp_path: Path) -> None:
 def test_length_policies(tmp_path: Path, policy: str, seconds: float, expected_order: list[int]) -> None:
     video = write_video(tmp_path / "in.mkv", numbered_frames(6))
     out = tmp_path / "out.mkv"
-    opts = LipSyncOptions(lossless=True, length_policy=policy, box=Box(100, 200, 100, 200))  # type: ignore[arg-type]
+    opts = LipSyncOptions.of(lossless=True, length_policy=policy, box=Box(100, 200, 100, 200))  # type: ignore[arg-type]
     lipsync_video(video, silence(seconds), out, Recorder(), opts)
     order = [int(f[0, 0, 0]) for f in read(out)]
     assert order == expected_order
@@ -119,18 +119,18 @@ def test_stop_request_leaves_no_file(fixture_video: Path, tmp_path: Path) -> Non
         return len(calls) > 1
 
     with pytest.raises(Cancelled):
-        lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, Recorder(), LipSyncOptions(box=BOX), should_stop=should_stop)
+        lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, Recorder(), LipSyncOptions.of(box=BOX), should_stop=should_stop)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
     # and the next run works
-    lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, Recorder(), LipSyncOptions(box=BOX))
+    lipsync_video(fixture_video, need(FIXTURE / "speech_3s.wav"), out, Recorder(), LipSyncOptions.of(box=BOX))
     assert probe(out).frame_count == 75
 
 
 def test_progress_reaches_total(tmp_path: Path) -> None:
     video = write_video(tmp_path / "in.mkv", numbered_frames(40))
     seen: list[tuple[int, int]] = []
-    lipsync_video(video, silence(1.6), tmp_path / "o.mkv", Recorder(), LipSyncOptions(box=BOX, lossless=True, batch_size=4), progress=lambda d, t: seen.append((d, t)))
+    lipsync_video(video, silence(1.6), tmp_path / "o.mkv", Recorder(), LipSyncOptions.of(box=BOX, lossless=True, batch_size=4), progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (40, 40)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -138,8 +138,8 @@ def test_progress_reaches_total(tmp_path: Path) -> None:
 def test_audio_offset_shifts_the_windows(fixture_video: Path, tmp_path: Path) -> None:
     audio = need(FIXTURE / "speech_3s.wav")
     plain, shifted = Recorder(), Recorder()
-    lipsync_video(fixture_video, audio, tmp_path / "a.mkv", plain, LipSyncOptions(box=BOX, lossless=True))
-    lipsync_video(fixture_video, audio, tmp_path / "b.mkv", shifted, LipSyncOptions(box=BOX, lossless=True, audio_offset_ms=40))
+    lipsync_video(fixture_video, audio, tmp_path / "a.mkv", plain, LipSyncOptions.of(box=BOX, lossless=True))
+    lipsync_video(fixture_video, audio, tmp_path / "b.mkv", shifted, LipSyncOptions.of(box=BOX, lossless=True, audio_offset_ms=40))
     a, b = plain.all_mel(), shifted.all_mel()
     # +40 ms at 25 fps = one frame later: frame i gets what frame i-1 got.
     assert np.array_equal(b[1:], a[:-1])

@@ -216,20 +216,20 @@ def test_bad_smoothing_options_are_refused() -> None:
     with pytest.raises(InputError, match="follow_from"):
         SteadySmoother(SteadyParams(follow_from=0.05, follow_full=0.01))
     with pytest.raises(InputError, match="color_match"):
-        LipSyncOptions(color_match="rgb").validated()  # type: ignore[arg-type]
+        LipSyncOptions.of(color_match="rgb").resolved()  # type: ignore[arg-type]
     with pytest.raises(InputError, match="between 0 and 1"):
-        LipSyncOptions(restore_strength=1.5).validated()
+        LipSyncOptions.of(restore_strength=1.5).resolved()
 
 
 # --- the pipeline's defaults -----------------------------------------------------------------
 
 
 def test_defaults_and_reference_switch() -> None:
-    opts = LipSyncOptions().validated()
-    got = (opts.mode, opts.smoothing, opts.resample, opts.color_match, opts.blend)
+    opts = LipSyncOptions().resolved()
+    got = (opts.composite.mode, opts.faces.smoothing, opts.composite.resample, opts.composite.color_match, opts.composite.blend)
     assert got == ("mouth", "steady", "lanczos", "off", "feather")
-    ref = LipSyncOptions(reference=True).validated()
-    assert (ref.mode, ref.smoothing) == ("reference", "reference")
+    ref = LipSyncOptions.of(reference=True).resolved()
+    assert (ref.composite.mode, ref.faces.smoothing, ref.source.length_policy) == ("reference", "reference", "loop")
 
 
 class ShakyDetector:
@@ -261,7 +261,7 @@ def test_pipeline_keeps_the_upper_face_with_every_option(tmp_path: Path, options
             writer.write(f)
     out = tmp_path / "out.mkv"
     silence = Waveform(np.zeros((1, 6400), np.float32), 16000)
-    lipsync_video(video, silence, out, Tint(), LipSyncOptions(lossless=True, **options), detector=ShakyDetector())
+    lipsync_video(video, silence, out, Tint(), LipSyncOptions.of(lossless=True, **options), detector=ShakyDetector())
     got = list(iter_frames(out))
     assert len(got) == 10
     above_nose = int(MARKS[2, 1]) - 3

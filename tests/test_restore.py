@@ -347,7 +347,7 @@ def test_pipeline_restores_only_inside_the_mouth_mask(tmp_path: Path, restorefor
     outputs = {}
     for label, restore in (("plain", None), ("restored", str(restoreformer_file))):
         out = tmp_path / f"{label}.mkv"
-        opts = LipSyncOptions(lossless=True, restore=restore, restore_strength=1.0)
+        opts = LipSyncOptions.of(lossless=True, restore=restore, restore_strength=1.0)
         lipsync_video(video, audio, out, Echo(), opts, detector=FixedFace())
         outputs[label] = list(iter_frames(out))
     mid = (30 + 140) // 2  # box rows 30..140 with the bottom pad: the mask starts at the middle

@@ -76,7 +76,7 @@ def test_stop_while_decoding(clip: Path, tmp_path: Path, threads_stop: object) -
             tone(4),
             out,
             Identity(),
-            LipSyncOptions(box=_box(), batch_size=4, chunk_batches=2),
+            LipSyncOptions.of(box=_box(), batch_size=4, chunk_batches=2),
             should_stop=lambda: True,
         )
     assert_nothing_written(out)
@@ -105,7 +105,7 @@ def test_stop_while_the_network_runs(clip: Path, tmp_path: Path, threads_stop: o
             tone(4),
             out,
             Identity(),
-            LipSyncOptions(box=_box(), batch_size=4, chunk_batches=2),
+            LipSyncOptions.of(box=_box(), batch_size=4, chunk_batches=2),
             should_stop=stop_after_three_chunks,
         )
     assert_nothing_written(out)

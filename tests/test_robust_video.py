@@ -329,7 +329,7 @@ def stream_long(tmp_path: Path, minutes: float, size: int = 64) -> tuple[float, 
         audio,
         tmp_path / "long out.mp4",
         Identity(),
-        LipSyncOptions(box=Box(8, size - 8, 8, size - 8)),
+        LipSyncOptions.of(box=Box(8, size - 8, 8, size - 8)),
         progress=progress,
     )
     return marks["one_minute"], rss_mb(), result.frames

@@ -104,7 +104,7 @@ def test_lossless_revoice_changes_only_the_range(source, tmp_path: Path) -> None
     path, frames, original = source
     new = Waveform(tone(500, END - START, phase=1.0)[None], RATE, "new")
     out = tmp_path / "fixed.mkv"
-    result = revoice_segment(path, new, out, darker, LipSyncOptions(lossless=True), start=START, end=END,
+    result = revoice_segment(path, new, out, darker, LipSyncOptions.of(lossless=True), start=START, end=END,
                              detector=Fixed(), ramp_frames=3)
     assert (result.frames, result.first_frame, result.end_frame, result.frames_with_face) == (50, 15, 30, 15)
     written = list(iter_frames(out))

@@ -137,7 +137,7 @@ def _run_job(argv: Sequence[str]) -> int:
         raise LipSyncError(f"--lossless writes FFV1 into Matroska: name the output .mkv, not {output.name}.")
     if output.suffix.lower() not in _CONTAINERS:  # before minutes of work, not after
         raise LipSyncError(f"Cannot write {output.name}: name the output .mp4 (or {', '.join(list(_CONTAINERS)[1:])}).")
-    opts = LipSyncOptions(
+    opts = LipSyncOptions.of(
         mode="reference" if args.reference else args.mode,
         reference=args.reference,
         batch_size=args.batch_size,
@@ -160,7 +160,7 @@ def _run_job(argv: Sequence[str]) -> int:
         fps=args.fps,
         lossless=args.lossless,
         overlap=not args.no_overlap,
-    ).validated()
+    ).resolved()
     import torch
 
     generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device, torch.float16 if args.fp16 else None)

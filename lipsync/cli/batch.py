@@ -88,11 +88,11 @@ def run_batch_cli(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     items = _cli_items(args, parser, ".mkv" if args.lossless else ".mp4")
-    opts = LipSyncOptions(
+    opts = LipSyncOptions.of(
         mode=args.mode, batch_size=args.batch_size, box=Box(*args.box) if args.box else None, detector=args.detector,
         models_dir=args.models_dir, missing_face=args.missing_face, length_policy=args.length_policy,
         lossless=args.lossless,
-    ).validated()
+    ).resolved()
     generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device)
 
     def say(index: int, count: int, item: BatchItem) -> None:

@@ -27,6 +27,7 @@ import torch
 from ..media import audio as audio_mod
 from ..composite import Blend, ColorMatch, Resampler, paste_mouth, paste_reference
 from ..errors import Cancelled, FaceNotFoundError, InputError
+from ..options import LipSyncOptions, RunOptions, default_of
 from ..faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, openmp_threads, run_detection
 from ..faces.smooth import Smoothing
 from ..models.wav2lip.preprocess import crop_faces, predict, to_uint8_reference
@@ -54,79 +55,7 @@ __all__ = ["LipSyncOptions", "LipSyncResult", "PreparedAudio", "lipsync_video", 
 ProgressFn = Callable[[int, int], None]
 StopFn = Callable[[], bool]
 
-DEFAULT_BATCH_SIZE = 8
-
-
-@dataclass(frozen=True)
-class LipSyncOptions:
-    """Every setting of a job. The defaults are the product's; ``reference=True`` switches to the
-    original Wav2Lip's behaviour wherever it differs (window rule, loop, hard paste, smoothing).
-
-    Quality settings (see ``lipsync.composite``, ``lipsync.faces.smooth``, ``lipsync.restore``):
-    ``smoothing`` of the face boxes (``steady``: no jitter on a still head, no lag on a moving
-    one; ``reference``: the original's 5-frame mean); ``color_match`` (``lab``: match the
-    generated face's colour statistics to the original's) and ``blend`` (``seamless``: Poisson
-    blending) in the mouth mode; ``restore``: a GFPGAN / RestoreFormer / CodeFormer file that
-    redraws each generated face at 512 px before it is pasted, mixed in by ``restore_strength``
-    (0–1), with CodeFormer's ``restore_fidelity`` (0 sharpest … 1 closest to the input).
-    """
-
-    mode: CompositeMode = "mouth"
-    reference: bool = False
-    batch_size: int = DEFAULT_BATCH_SIZE
-    box: Box | None = None
-    detector: DetectorName = "auto"
-    models_dir: str | None = None
-    pads: tuple[int, int, int, int] = (0, 10, 0, 0)
-    smooth_window: int = 5
-    face_choice: FaceChoice = "largest"
-    face_index: int = 0
-    missing_face: MissingFacePolicy = "passthrough"
-    detect_every: int = 1
-    length_policy: LengthPolicy = "auto"
-    audio_offset_ms: float = 0.0
-    fps: float | None = None
-    feather: float = 0.15
-    resample: Resampler = "lanczos"
-    smoothing: Smoothing = "steady"
-    color_match: ColorMatch = "off"
-    blend: Blend = "feather"
-    restore: str | None = None
-    restore_strength: float = 1.0
-    restore_fidelity: float = 0.5
-    frame_load_cap: int = 0
-    skip_first_frames: int = 0
-    select_every_nth: int = 1
-    lossless: bool = False
-    chunk_batches: int = 4
-    overlap: bool = True
-    """Decode + detect ahead and composite + encode behind the network in two threads."""
-
-    def validated(self) -> LipSyncOptions:
-        if self.batch_size < 1:
-            raise InputError(f"batch size must be at least 1, got {self.batch_size}.")
-        if self.fps is not None and not (0.1 <= self.fps <= 240):
-            raise InputError(f"fps {self.fps} is out of range; use a value between 0.1 and 240.")
-        if self.detect_every < 1 or self.select_every_nth < 1:
-            raise InputError("detect_every and select_every_nth must be at least 1.")
-        if self.box is not None and not self.box.is_valid():
-            raise InputError(f"The face box {self.box.as_tuple()} is empty: give TOP BOTTOM LEFT RIGHT with TOP<BOTTOM and LEFT<RIGHT.")
-        for name, value, literal in (
-            ("smoothing", self.smoothing, Smoothing),
-            ("color_match", self.color_match, ColorMatch),
-            ("blend", self.blend, Blend),
-            ("resample", self.resample, Resampler),
-        ):
-            if value not in choices(literal):
-                raise InputError(f"Unknown {name} {value!r}; choose one of: {', '.join(choices(literal))}.")
-        if not (0.0 <= self.restore_strength <= 1.0 and 0.0 <= self.restore_fidelity <= 1.0):
-            raise InputError(
-                f"restore_strength and restore_fidelity must be between 0 and 1; got {self.restore_strength} "
-                f"and {self.restore_fidelity}."
-            )
-        if self.reference and (self.mode != "reference" or self.smoothing != "reference"):
-            return replace(self, mode="reference", smoothing="reference")
-        return self
+DEFAULT_BATCH_SIZE: int = default_of(RunOptions, "batch_size")
 
 
 @dataclass
@@ -162,16 +91,16 @@ def prepare_audio(audio: str | os.PathLike[str] | Waveform) -> PreparedAudio:
 
 
 def _output_fps(info: VideoInfo, opts: LipSyncOptions) -> Fraction:
-    if opts.fps is not None:
-        return Fraction(opts.fps).limit_denominator(1001 * 1000)
-    return info.fps / opts.select_every_nth
+    if opts.source.fps is not None:
+        return Fraction(opts.source.fps).limit_denominator(1001 * 1000)
+    return info.fps / opts.source.select_every_nth
 
 
 def _frame_opener(path: str, opts: LipSyncOptions) -> Callable[[int, int], Iterator[Frame]]:
     """Source frames ``skip … skip+cap-1`` after the user's own frame selection."""
 
     def open_frames(skip: int, cap: int) -> Iterator[Frame]:
-        user_cap = opts.frame_load_cap
+        user_cap = opts.source.frame_load_cap
         if user_cap:
             if skip >= user_cap:
                 return iter(())
@@ -179,8 +108,8 @@ def _frame_opener(path: str, opts: LipSyncOptions) -> Callable[[int, int], Itera
         return iter_frames(
             path,
             frame_load_cap=cap,
-            skip_first_frames=opts.skip_first_frames + skip * opts.select_every_nth,
-            select_every_nth=opts.select_every_nth,
+            skip_first_frames=opts.source.skip_first_frames + skip * opts.source.select_every_nth,
+            select_every_nth=opts.source.select_every_nth,
         )
 
     return open_frames
@@ -189,20 +118,20 @@ def _frame_opener(path: str, opts: LipSyncOptions) -> Callable[[int, int], Itera
 def _track(
     frames: Iterable[Frame], info: VideoInfo, opts: LipSyncOptions, detector: FaceDetector | None
 ) -> Iterator[tuple[Frame, FaceFrame]]:
-    if opts.box is not None:
-        face = fixed_box_track(opts.box, (info.height, info.width))
+    if opts.faces.box is not None:
+        face = fixed_box_track(opts.faces.box, (info.height, info.width))
         return ((f, face) for f in frames)
     assert detector is not None
     tracker = FaceTracker(
         (info.height, info.width),
-        pads=opts.pads,
-        smooth_window=opts.smooth_window,
-        choice=opts.face_choice,
-        face_index=opts.face_index,
-        missing=opts.missing_face,
-        smoothing=opts.smoothing,
+        pads=opts.faces.pads,
+        smooth_window=opts.faces.smooth_window,
+        choice=opts.faces.face_choice,
+        face_index=opts.faces.face_index,
+        missing=opts.faces.missing_face,
+        smoothing=opts.faces.smoothing,
     )
-    return run_detection(frames, detector, tracker, detect_every=opts.detect_every)
+    return run_detection(frames, detector, tracker, detect_every=opts.faces.detect_every)
 
 
 def _chunks(items: Iterator[tuple[Frame, FaceFrame]], size: int) -> Iterator[list[tuple[Frame, FaceFrame]]]:
@@ -229,10 +158,10 @@ def _generate_chunk(
     if not with_face:
         return out
     crops = crop_faces([chunk[i][0] for i in with_face], [chunk[i][1].box for i in with_face])  # type: ignore[misc]
-    pred = predict(generator, mel[with_face], crops, opts.batch_size)
+    pred = predict(generator, mel[with_face], crops, opts.run.batch_size)
     if restorer is not None:
-        pred = restore_predictions(restorer, pred, opts.restore_strength, opts.restore_fidelity)
-    faces = to_uint8_reference(pred) if opts.mode == "reference" else pred
+        pred = restore_predictions(restorer, pred, opts.restore.restore_strength, opts.restore.restore_fidelity)
+    faces = to_uint8_reference(pred) if opts.composite.mode == "reference" else pred
     for k, i in enumerate(with_face):
         out[i] = faces[k]
     return out
@@ -257,12 +186,12 @@ def _compositor(opts: LipSyncOptions, writer: VideoWriter) -> Callable[[tuple[Fr
     def composite_and_write(item: tuple[Frame, FaceFrame, np.ndarray | None]) -> None:
         frame, face, generated = item
         if generated is not None and face.box is not None:
-            if opts.mode == "reference":
+            if opts.composite.mode == "reference":
                 frame = paste_reference(frame, generated, face.box, out=buffer[0])
             else:
                 frame, _ = paste_mouth(
-                    frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample,
-                    color_match=opts.color_match, blend=opts.blend, out=buffer[0],
+                    frame, generated, face.box, face.landmarks, feather=opts.composite.feather, resample=opts.composite.resample,
+                    color_match=opts.composite.color_match, blend=opts.composite.blend, out=buffer[0],
                 )
             buffer[0] = frame
         writer.write(frame)
@@ -304,7 +233,7 @@ def _buffer_sizes(opts: LipSyncOptions, info: VideoInfo) -> tuple[int, int]:
     """(frames per chunk, depth of each background queue), bounded by FRAME_BUFFER_BYTES."""
     frame_bytes = max(1, info.width * info.height * 3)
     share = max(1, FRAME_BUFFER_BYTES // 3 // frame_bytes)
-    chunk = max(opts.batch_size, min(opts.batch_size * max(1, opts.chunk_batches), share))
+    chunk = max(opts.run.batch_size, min(opts.run.batch_size * max(1, opts.run.chunk_batches), share))
     return chunk, max(2, min(chunk + 8, share))
 
 
@@ -326,11 +255,11 @@ def lipsync_video(
     The output covers the whole audio (the reference drops its last 3–4 frames) unless the
     length policy is ``trim`` and the video is shorter. Nothing is written under ``output``
     unless the job completes. ``metadata`` becomes container tags (see ``VideoWriter``).
-    ``restorer`` (a loaded ``FaceRestorer``) overrides ``options.restore`` (a file, loaded here
+    ``restorer`` (a loaded ``FaceRestorer``) overrides ``options.restore.restore`` (a file, loaded here
     onto the network's device).
     """
     t0 = time.perf_counter()
-    opts = (options or LipSyncOptions()).validated()
+    opts = (options or LipSyncOptions()).resolved()
     video_path = os.fspath(video)
     info = probe(video_path)
     fps = _output_fps(info, opts)
@@ -340,13 +269,13 @@ def lipsync_video(
         windows_all: np.ndarray | None = audio_mod.mel_windows(prepared.mel, fps, 0, reference=True)
         n_out, policy = len(windows_all), "loop"
     else:
-        windows_all, n_out, policy = None, prepared.frame_count(fps), opts.length_policy
+        windows_all, n_out, policy = None, prepared.frame_count(fps), opts.source.length_policy
 
-    if opts.box is None and detector is None:
-        detector = create_detector(opts.detector, models_dir=opts.models_dir)
+    if opts.faces.box is None and detector is None:
+        detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
     device = _device_of(generator)
-    if restorer is None and opts.restore:
-        restorer = load_restorer(opts.restore, device)
+    if restorer is None and opts.restore.restore:
+        restorer = load_restorer(opts.restore.restore, device)
     frames = sequence_frames(_frame_opener(video_path, opts), n_out, policy)  # type: ignore[arg-type]
     tracked = _track(frames, info, opts, detector)
 
@@ -354,13 +283,13 @@ def lipsync_video(
     chunk_size, depth = _buffer_sizes(opts, info)
     # Beside a network on the CPU, one OpenMP thread per detection wastes least; beside a GPU
     # the detector is the slowest stage and gets every core.
-    share_cpu = opts.overlap and device.type == "cpu"
-    with _quick_gil_handoff(opts.overlap), openmp_threads(detector, 1 if share_cpu else None), VideoWriter(
-        output, fps, audio=prepared.source, lossless=opts.lossless, metadata=metadata
+    share_cpu = opts.run.overlap and device.type == "cpu"
+    with _quick_gil_handoff(opts.run.overlap), openmp_threads(detector, 1 if share_cpu else None), VideoWriter(
+        output, fps, audio=prepared.source, lossless=opts.encode.lossless, metadata=metadata
     ) as writer:
         # Decode + detect run ahead in one thread, composite + encode behind in another, while
         # this thread feeds the network.
-        if opts.overlap:
+        if opts.run.overlap:
             items = prefetch(tracked, depth=depth)
             sink: BackgroundConsumer[Any] | InlineConsumer[Any] = BackgroundConsumer(_compositor(opts, writer), depth=depth)
         else:
@@ -374,7 +303,7 @@ def lipsync_video(
                     mel = windows_all[done : done + len(chunk)]
                 else:
                     mel = audio_mod.mel_windows(
-                        prepared.mel, fps, len(chunk), offset_ms=opts.audio_offset_ms, first_frame=done
+                        prepared.mel, fps, len(chunk), offset_ms=opts.sync.audio_offset_ms, first_frame=done
                     )
                 for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts, restorer)):
                     sink.put((frame, face, generated))
@@ -405,7 +334,7 @@ def lipsync_video(
         fps=fps,
         duration=float(done / fps),
         frames_with_face=with_face,
-        detector="fixed box" if opts.box is not None else getattr(detector, "name", "?"),
+        detector="fixed box" if opts.faces.box is not None else getattr(detector, "name", "?"),
         seconds=time.perf_counter() - t0,
         warnings=warnings,
     )

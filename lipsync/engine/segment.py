@@ -42,7 +42,7 @@ from ..types import FaceFrame, Frame, Waveform
 if TYPE_CHECKING:
     from ..faces import FaceDetector
     from ..models.wav2lip.generator import Generator
-    from .lipsync import LipSyncOptions
+    from ..options import LipSyncOptions
 
 __all__ = ["SegmentResult", "revoice_segment", "run_segment_cli", "splice_audio"]
 
@@ -160,12 +160,13 @@ def revoice_segment(
     from ..media import audio as audio_mod
     from ..media.audio import load_audio
     from ..faces import create_detector
-    from .lipsync import LipSyncOptions, _chunks, _device_of, _generate_chunk, _track, prepare_audio
+    from ..options import LipSyncOptions
+    from .lipsync import _chunks, _device_of, _generate_chunk, _track, prepare_audio
     from ..restore import load_restorer
     from ..media.video import VideoWriter, iter_frames, probe
 
     t0 = time.perf_counter()
-    opts = (options or LipSyncOptions()).validated()
+    opts = (options or LipSyncOptions()).resolved()
     path = os.fspath(video)
     info = probe(path)
     if info.is_still:
@@ -179,9 +180,9 @@ def revoice_segment(
     mixed, warnings = splice_audio(original, new, start, end, crossfade_ms)
     del original
     prepared = prepare_audio(mixed)
-    if opts.box is None and detector is None:
-        detector = create_detector(opts.detector, models_dir=opts.models_dir)
-    restorer = load_restorer(opts.restore, _device_of(generator)) if opts.restore else None
+    if opts.faces.box is None and detector is None:
+        detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
+    restorer = load_restorer(opts.restore.restore, _device_of(generator)) if opts.restore.restore else None
     total = max(info.frame_count, stop)
     written = with_face = 0
 
@@ -191,19 +192,19 @@ def revoice_segment(
         if progress is not None:
             progress(done, total)
 
-    with VideoWriter(output, fps, audio=mixed, lossless=opts.lossless, metadata=metadata) as writer:
+    with VideoWriter(output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata) as writer:
         frames: Iterator[Frame] = iter_frames(path)
         for frame in islice(frames, first):
             writer.write(frame)
             written += 1
             if written % _STOP_EVERY == 0:
                 check(written)
-        chunk_size = opts.batch_size * max(1, opts.chunk_batches)
+        chunk_size = opts.run.batch_size * max(1, opts.run.chunk_batches)
         tracked = _track(islice(frames, stop - first), info, opts, detector)
         for chunk in _chunks(tracked, chunk_size):
             check(written)
             mel = audio_mod.mel_windows(
-                prepared.mel, fps, len(chunk), offset_ms=opts.audio_offset_ms, first_frame=written
+                prepared.mel, fps, len(chunk), offset_ms=opts.sync.audio_offset_ms, first_frame=written
             )
             for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts, restorer)):
                 synced = _paste(frame, face, generated, opts)
@@ -229,11 +230,11 @@ def _paste(frame: Frame, face: FaceFrame, generated: np.ndarray | None, opts: Li
 
     if generated is None or face.box is None:
         return frame
-    if opts.mode == "reference":
+    if opts.composite.mode == "reference":
         return paste_reference(frame, generated, face.box)
     out, _ = paste_mouth(
-        frame, generated, face.box, face.landmarks, feather=opts.feather, resample=opts.resample,
-        color_match=opts.color_match, blend=opts.blend,
+        frame, generated, face.box, face.landmarks, feather=opts.composite.feather, resample=opts.composite.resample,
+        color_match=opts.composite.color_match, blend=opts.composite.blend,
     )
     return out
 
@@ -270,14 +271,14 @@ def run_segment_cli(argv: Sequence[str]) -> int:
     """``python -m lipsync segment VIDEO AUDIO --start S --end E -o OUT``."""
     from ..cli import find_checkpoint
     from ..models.wav2lip.generator import load_generator
-    from .lipsync import LipSyncOptions
+    from ..options import LipSyncOptions
     from ..types import Box
 
     args = _parser().parse_args(argv)
-    opts = LipSyncOptions(
+    opts = LipSyncOptions.of(
         mode=args.mode, box=Box(*args.box) if args.box else None, detector=args.detector, models_dir=args.models_dir,
         missing_face=args.missing_face, lossless=args.lossless,
-    ).validated()
+    ).resolved()
     generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device)
     result = revoice_segment(
         args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,

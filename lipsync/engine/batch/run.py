@@ -66,7 +66,8 @@ from ...types import Waveform
 if TYPE_CHECKING:
     from ...faces import FaceDetector
     from ...models.wav2lip.generator import Generator
-    from ..lipsync import LipSyncOptions, PreparedAudio
+    from ...options import LipSyncOptions
+    from ..lipsync import PreparedAudio
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -162,12 +163,16 @@ def _file_stamp(path: str) -> list[Any]:
         return [os.path.abspath(path), None, None]
 
 
-_KEY_IGNORES = {"batch_size", "chunk_batches", "models_dir"}
-"""Options that change the speed, not the result: a re-run with other values still resumes."""
+_KEY_IGNORES = {"batch_size", "chunk_batches", "models_dir", "checkpoint", "device"}
+"""Options that change the speed, not the result (the weights are keyed by the model's name): a
+re-run with other values still resumes."""
 
 
 def _settings(options: LipSyncOptions) -> str:
-    return repr(sorted((f.name, getattr(options, f.name)) for f in fields(options) if f.name not in _KEY_IGNORES))
+    kept = {k: v for k, v in options.flat().items() if k not in _KEY_IGNORES}
+    if not kept["fp16"]:  # full-precision runs keep the keys they had before fp16 was an option
+        del kept["fp16"]
+    return repr(sorted(kept.items()))
 
 
 def voice_digests(items: Sequence[BatchItem]) -> dict[int, str]:
@@ -249,9 +254,9 @@ def _estimate_frames(item: BatchItem, options: LipSyncOptions) -> int:
         info = probe(item.video)
     except LipSyncError:
         return 1
-    fps = Fraction(options.fps) if options.fps else info.fps / options.select_every_nth
+    fps = Fraction(options.source.fps) if options.source.fps else info.fps / options.source.select_every_nth
     frames = math.ceil(_audio_seconds(item.audio) * fps)
-    if options.length_policy == "trim":
+    if options.source.length_policy == "trim":
         frames = min(frames, info.frame_count)
     return max(1, frames)
 
@@ -301,7 +306,7 @@ def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable
         item.video, run.audio.get(item.audio), staged, run.generator, run.options, detector=run.detector,
         progress=progress, should_stop=run.should_stop, metadata=run.metadata,
     )
-    if done.frames_with_face == 0 and run.options.box is None:
+    if done.frames_with_face == 0 and run.options.faces.box is None:
         staged.unlink(missing_ok=True)
         raise FaceNotFoundError(
             f"No face was found in any of the {done.frames} frames of {item.video_name}; check that the face is "
@@ -356,17 +361,17 @@ def run_batch(
     the batch is stopped.
     """
     from ...faces import create_detector
-    from ..lipsync import LipSyncOptions
+    from ...options import LipSyncOptions
 
     t0 = time.perf_counter()
-    opts = (options or LipSyncOptions()).validated()
+    opts = (options or LipSyncOptions()).resolved()
     _check_names(items)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(f".*{_STAGED}.*"):  # accepted outputs of a crashed run are redone
         leftover.unlink(missing_ok=True)
-    if opts.box is None and detector is None:
-        detector = create_detector(opts.detector, models_dir=opts.models_dir)
+    if opts.faces.box is None and detector is None:
+        detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
     calls = _Callbacks()
     run = _Run(out, generator, opts, detector, metadata, calls.wrap(should_stop) if should_stop else None,
                _previous(out))
