@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import InputError
+from .options import CompositeOptions
 from .types import Blend, Box, ColorMatch, Frame, Resampler, choices
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Resampler",
     "match_color",
     "mouth_mask",
+    "paste",
     "paste_mouth",
     "paste_reference",
     "resize_face",
@@ -227,3 +229,27 @@ def paste_mouth(
     target = out[box.top : box.bottom, box.left : box.right][sub]
     np.copyto(target, mixed.astype(np.uint8), where=a > 0)
     return out, mask
+
+
+def paste(
+    frame: Frame,
+    face: F32 | U8,
+    region: Box,
+    landmarks: npt.NDArray[np.float32] | None,
+    options: CompositeOptions,
+    *,
+    out: Frame | None = None,
+) -> tuple[Frame, F32 | None]:
+    """Put one generated face into ``frame`` as ``options.mode`` says: the one paste dispatcher.
+
+    ``reference``: ``face`` is the generator's uint8 (S, S, 3) BGR (its ``to_uint8_reference``),
+    hard-pasted over ``region``; the mask is None (the whole region). ``mouth``: ``face`` is
+    float32 (3, S, S) BGR in [0, 1], blended into the lower face; returns the mask over the
+    region (height, width). ``frame`` is never changed (see ``paste_mouth`` for ``out``).
+    """
+    if options.mode == "reference":
+        return paste_reference(frame, face, region, out=out), None  # type: ignore[arg-type]
+    return paste_mouth(
+        frame, face, region, landmarks, feather=options.feather, resample=options.resample,  # type: ignore[arg-type]
+        color_match=options.color_match, blend=options.blend, out=out,
+    )

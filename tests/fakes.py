@@ -15,11 +15,12 @@ import numpy as np
 
 from lipsync.types import Detection, Waveform
 from lipsync.media.video import VideoWriter, iter_frames
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 __all__ = ["FakeDetector", "Recorder", "numbered_frames", "read", "silence", "write_video"]
 
 
-class Recorder:
+class Recorder(Wav2LipGenerator):
     """A stand-in network that records its inputs and returns the unmasked face (identity)."""
 
     name = "recorder"

@@ -21,6 +21,7 @@ from fakes import Recorder
 from lipsync.engine.lipsync import LipSyncOptions, LipSyncResult, lipsync_video
 from lipsync.types import Box, Waveform
 from lipsync.media.video import TEMP_MARKER, iter_frames, probe
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 __all__ = [
     "Identity",
@@ -40,7 +41,7 @@ FULL_BOX = Box(0, 10_000, 0, 10_000)
 """A fixed box clipped to the whole frame: no detection needed."""
 
 
-class Identity:
+class Identity(Wav2LipGenerator):
     """A network that returns the unmasked face and keeps nothing (for long runs)."""
 
     name = "identity"
@@ -53,7 +54,7 @@ class Identity:
         return np.ascontiguousarray(faces[:, 3:6])
 
 
-class Painter:
+class Painter(Wav2LipGenerator):
     """A network that paints every generated face pure green, so the frames it touched show."""
 
     name = "painter"

@@ -37,8 +37,12 @@ from lipsync.errors import Cancelled, InputError, OutputError
 from lipsync.engine.lipsync import LipSyncOptions
 from lipsync.types import Detection, Waveform
 from lipsync.media.video import VideoWriter, probe
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 H, W, FPS = 96, 128, 25
+
+
+@Wav2LipGenerator
 
 
 def stand_in(mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -245,6 +249,8 @@ def test_an_unexpected_exception_in_one_item_leaves_the_others(tmp_path: Path) -
     videos = [write_video(tmp_path / f"v{i}.mp4") for i in range(3)]
     current = {"item": 0}
 
+    @Wav2LipGenerator
+
     def flaky(mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
         if current["item"] == 2:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -318,8 +324,8 @@ def test_release_runs_between_items_and_the_voice_is_prepared_once(tmp_path: Pat
     prepared = []
     real = batch_mod._AudioCache.get
 
-    def counting(self, audio):
-        value = real(self, audio)
+    def counting(self, audio, generator):
+        value = real(self, audio, generator)
         prepared.append(id(value))
         return value
 

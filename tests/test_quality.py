@@ -20,6 +20,7 @@ from lipsync.faces.track import FaceTracker, smooth_boxes_reference
 from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 from lipsync.types import Box, Detection, Waveform
 from lipsync.media.video import VideoWriter, iter_frames
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 H, W = 240, 320
 BOX = Box(top=40, bottom=220, left=80, right=240)
@@ -245,7 +246,7 @@ class ShakyDetector:
         return [Detection(x1, y1, x2, y2, 0.99, MARKS + self.rng.normal(0, 0.5, (5, 2)).astype(np.float32))]
 
 
-class Tint:
+class Tint(Wav2LipGenerator):
     name = "tint"
 
     def __call__(self, mel: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from fakehost import PACK_NAME, host  # noqa: F401  (host is a fixture)
 from lipsync import restore as restore_mod
 from lipsync.errors import DependencyError, InputError, ModelError
 from lipsync.restore import FaceRestorer, load_restorer, restore_faces, restore_predictions, restorer_from_state_dict
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 
 def need_spandrel() -> Any:
@@ -321,7 +322,7 @@ class FixedFace:
         return [Detection(40.0, 30.0, 120.0, 130.0, 0.99)]
 
 
-class Echo:
+class Echo(Wav2LipGenerator):
     """A network that gives back the face it was shown."""
 
     name = "echo"

@@ -195,7 +195,7 @@ _INTERRUPTER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 phase = sys.argv[1]
-import lipsync.models.wav2lip.generator, lipsync.engine.lipsync
+import lipsync.models.wav2lip.generator, lipsync.engine.stages
 from lipsync.media import _encode
 from robust import Identity
 
@@ -209,7 +209,7 @@ class Net(Identity):
         return super().__call__(mel, faces)
 
 lipsync.models.wav2lip.generator.load_generator = lambda *a, **k: Net()
-real_frames, real_write = lipsync.engine.lipsync.iter_frames, _encode.VideoWriter.write
+real_frames, real_write = lipsync.engine.stages.iter_frames, _encode.VideoWriter.write
 
 def frames(*args, **kwargs):
     for i, frame in enumerate(real_frames(*args, **kwargs)):
@@ -222,7 +222,7 @@ def write(self, frame):
         interrupt()
     real_write(self, frame)
 
-lipsync.engine.lipsync.iter_frames, _encode.VideoWriter.write = frames, write
+lipsync.engine.stages.iter_frames, _encode.VideoWriter.write = frames, write
 from lipsync.cli import main
 sys.exit(main(sys.argv[3:]))
 """

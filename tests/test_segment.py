@@ -15,10 +15,14 @@ from lipsync.engine.lipsync import LipSyncOptions
 from lipsync.engine.segment import ramp_weight, revoice_segment, splice_audio
 from lipsync.types import Detection, Waveform
 from lipsync.media.video import VideoWriter, iter_frames
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 RATE, FPS, N = 48000, 25, 50  # a 2 s clip
 START, END = 0.6, 1.2  # frames 15 … 29
 LSB = 1 / 32768
+
+
+@Wav2LipGenerator
 
 
 def darker(mel: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -61,6 +61,7 @@ from lipsync.models.wav2lip.preprocess import crop_faces, predict, to_uint8_refe
 from lipsync.types import Box, Detection, FaceFrame, Frame  # noqa: E402
 from lipsync.engine.lipsync import LipSyncOptions  # noqa: E402
 from lipsync.media.video import iter_frames  # noqa: E402
+from lipsync.models.wav2lip.generator import Wav2LipGenerator
 
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", ROOT.parent / "shared"))
 MEDIA = SHARED / "media"
@@ -263,7 +264,7 @@ def track_row(label: str, f: TrackFigures) -> str:
 # --- compositing -----------------------------------------------------------------------------
 
 
-class Identity:
+class Identity(Wav2LipGenerator):
     """A perfect network: gives back the unmasked face it was shown (BGR), optionally with a
     colour cast (per-channel gain, then an offset), like a network that shifts the skin tone."""
 

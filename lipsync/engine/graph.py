@@ -21,11 +21,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..composite import paste_mouth, paste_reference
+from ..composite import paste
 from ..errors import InputError
-from ..models.wav2lip.preprocess import crop_faces, predict
-from ..models.wav2lip.generator import Generator
-from ..models.wav2lip.network import IMG_SIZE
+from ..models.base import Generator, crop_faces
+from ..options import CompositeOptions
 from ..types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
 
 __all__ = [
@@ -122,18 +121,20 @@ def generate_faces(
     generator: Generator,
     batch_size: int,
 ) -> F32:
-    """The network's face for each frame: float32 (N, 3, 96, 96) **BGR** in [0, 1].
+    """The network's face for each frame: float32 (N, 3, S, S) **BGR** in [0, 1] at the generator's size S.
 
     ``frames``, ``faces`` and ``windows`` are aligned (N each). Frames without a face box get a
     black placeholder, so the result stays aligned with the frames.
     """
     if not len(frames) == len(faces) == len(windows):
         raise ValueError(f"{len(frames)} frames, {len(faces)} faces and {len(windows)} mel windows")
-    out = np.zeros((len(frames), 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
+    size = generator.crop.size
+    out = np.zeros((len(frames), 3, size, size), dtype=np.float32)
     with_face = [i for i, face in enumerate(faces) if face.box is not None]
     if with_face:
-        crops = crop_faces([frames[i] for i in with_face], [faces[i].box for i in with_face])  # type: ignore[misc]
-        out[with_face] = predict(generator, np.asarray(windows)[with_face], crops, batch_size)
+        regions = [generator.crop.region(faces[i].box, frames[i].shape[:2]) for i in with_face]  # type: ignore[arg-type]
+        crops = crop_faces([frames[i] for i in with_face], regions, generator.crop)
+        out[with_face] = generator.generate(crops, np.asarray(windows)[with_face], batch_size)
     return out
 
 
@@ -162,13 +163,13 @@ def composite_face(
     if box is None:
         return frame, mask
     face_bgr = np.asarray(face_rgb, dtype=np.float32)[:, :, ::-1]
-    if mode == "reference":
-        out = paste_reference(frame, (face_bgr * 255.0).astype(np.uint8), box)
-        mask[box.top : box.bottom, box.left : box.right] = 1.0
-        return out, mask
-    pred_bgr = np.ascontiguousarray(face_bgr.transpose(2, 0, 1))
-    out, local = paste_mouth(frame, pred_bgr, box, face.landmarks, feather=feather, color_match=color_match, blend=blend)
-    mask[box.top : box.bottom, box.left : box.right] = local
+    options = CompositeOptions(mode=mode, feather=feather, color_match=color_match, blend=blend)
+    if mode == "reference":  # the reference's truncation of an IMAGE in [0, 1]
+        generated: np.ndarray = (face_bgr * 255.0).astype(np.uint8)
+    else:
+        generated = np.ascontiguousarray(face_bgr.transpose(2, 0, 1))
+    out, local = paste(frame, generated, box, face.landmarks, options)
+    mask[box.top : box.bottom, box.left : box.right] = 1.0 if local is None else local
     return out, mask
 
 

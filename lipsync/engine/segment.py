@@ -41,15 +41,14 @@ from ..types import FaceFrame, Frame, Waveform
 
 if TYPE_CHECKING:
     from ..faces import FaceDetector
-    from ..models.wav2lip.generator import Generator
+    from ..models.base import Generator
     from ..options import LipSyncOptions
+    from .stages import Item
 
 __all__ = ["SegmentResult", "revoice_segment", "run_segment_cli", "splice_audio"]
 
 DEFAULT_CROSSFADE_MS = 15.0
 DEFAULT_RAMP_FRAMES = 3
-_STOP_EVERY = 25
-"""Frames copied between two should-stop checks outside the range."""
 
 
 @dataclass
@@ -137,6 +136,20 @@ def _original_audio(path: str, has_audio: bool, duration: float, like: Waveform)
     return Waveform(silent, like.sample_rate, f"{Path(path).name} (no audio: silence)")
 
 
+def _items(path: str, first: int, stop: int, size: tuple[int, int], opts: LipSyncOptions,
+           detector: FaceDetector | None) -> Iterator[Item]:
+    """Every frame of the video in order; only frames first … stop-1 are tracked (and re-synced)."""
+    from ..media.video import iter_frames
+    from .stages import NO_FACE, Item, numbered, track_faces
+
+    frames: Iterator[Frame] = iter_frames(path)
+    for index, frame in enumerate(islice(frames, first)):
+        yield Item(index, frame, NO_FACE)
+    yield from numbered(track_faces(islice(frames, stop - first), size, opts.faces, detector), first)
+    for index, frame in enumerate(frames, stop):
+        yield Item(index, frame, NO_FACE)
+
+
 def revoice_segment(
     video: str | os.PathLike[str],
     audio: str | os.PathLike[str] | Waveform,
@@ -154,16 +167,17 @@ def revoice_segment(
     metadata: dict[str, str] | None = None,
 ) -> SegmentResult:
     """Write ``output``: ``video`` with the speech of [start, end) seconds replaced by ``audio``
-    and the mouth in that range re-synced (see the module docstring). ``options`` is a
-    ``LipSyncOptions``; its length policy, fps and frame selection do not apply (the video keeps
-    its length and rate). Nothing is written under ``output`` unless the job completes."""
-    from ..media import audio as audio_mod
-    from ..media.audio import load_audio
+    and the mouth in that range re-synced (see the module docstring). Of ``options`` the source
+    group does not apply (the video keeps its length, rate and frames). Runs on the engine's
+    stages (``lipsync.engine.stages``): decoding and detection ahead, compositing and encoding
+    behind the network. Nothing is written under ``output`` unless the job completes."""
     from ..faces import create_detector
+    from ..media.audio import load_audio
+    from ..media.video import VideoWriter, probe
     from ..options import LipSyncOptions
-    from .lipsync import _chunks, _device_of, _generate_chunk, _track, prepare_audio
     from ..restore import load_restorer
-    from ..media.video import VideoWriter, iter_frames, probe
+    from .lipsync import prepare_audio
+    from .stages import buffer_sizes, composite, generate, machine_sharing, run_stages
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
@@ -179,64 +193,44 @@ def revoice_segment(
     original = _original_audio(path, info.has_audio, info.duration, new)
     mixed, warnings = splice_audio(original, new, start, end, crossfade_ms)
     del original
-    prepared = prepare_audio(mixed)
+    features = prepare_audio(mixed, generator).features
     if opts.faces.box is None and detector is None:
         detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
-    restorer = load_restorer(opts.restore.restore, _device_of(generator)) if opts.restore.restore else None
+    restorer = load_restorer(opts.restore.restore, generator.device) if opts.restore.restore else None
     total = max(info.frame_count, stop)
-    written = with_face = 0
+    size = (info.height, info.width)
+    chunk_size, depth = buffer_sizes(opts, size)
+    paste = composite(opts.composite)
+    with_face = 0
 
-    def check(done: int) -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"Stopped after {done} frames; {Path(output).name} was not written.")
-        if progress is not None:
-            progress(done, total)
+    def work(chunk: list[Item]) -> None:
+        nonlocal with_face
+        generate(chunk, generator, features, fps, opts, restorer)
+        with_face += sum(1 for item in chunk if item.face.box is not None)
 
-    with VideoWriter(output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata) as writer:
-        frames: Iterator[Frame] = iter_frames(path)
-        for frame in islice(frames, first):
-            writer.write(frame)
-            written += 1
-            if written % _STOP_EVERY == 0:
-                check(written)
-        chunk_size = opts.run.batch_size * max(1, opts.run.chunk_batches)
-        tracked = _track(islice(frames, stop - first), info, opts, detector)
-        for chunk in _chunks(tracked, chunk_size):
-            check(written)
-            mel = audio_mod.mel_windows(
-                prepared.mel, fps, len(chunk), offset_ms=opts.sync.audio_offset_ms, first_frame=written
-            )
-            for (frame, face), generated in zip(chunk, _generate_chunk(chunk, mel, generator, opts, restorer)):
-                synced = _paste(frame, face, generated, opts)
-                writer.write(_blend(frame, synced, ramp_weight(written - first, stop - first, ramp_frames)))
-                with_face += face.box is not None
-                written += 1
-        for frame in frames:
-            writer.write(frame)
-            written += 1
-            if written % _STOP_EVERY == 0:
-                check(written)
+    def write(item: Item) -> None:
+        if first <= item.index < stop:
+            item_frame = _blend(item.frame, paste(item), ramp_weight(item.index - first, stop - first, ramp_frames))
+        else:
+            item_frame = item.frame
+        writer.write(item_frame)
+
+    name = Path(output).name
+    with machine_sharing(opts.run.overlap, generator.device, detector), VideoWriter(
+        output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata
+    ) as writer:
+        written = run_stages(
+            _items(path, first, stop, size, opts, detector), work, write,
+            chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first, should_stop=should_stop,
+            stopped=lambda d: f"Stopped after {d} frames; {name} was not written.",
+            progress=None if progress is None else (lambda d: progress(d, max(total, d))),
+        )
         if written <= first:
             raise InputError(f"{Path(path).name} has only {written} frames; the range starts at frame {first}.")
     if progress is not None:
         progress(written, written)
     return SegmentResult(Path(output), written, fps, first, min(stop, written), with_face, time.perf_counter() - t0,
                          warnings)
-
-
-def _paste(frame: Frame, face: FaceFrame, generated: np.ndarray | None, opts: LipSyncOptions) -> Frame:
-    """The frame with its generated face pasted, as ``lipsync_video`` pastes it."""
-    from ..composite import paste_mouth, paste_reference
-
-    if generated is None or face.box is None:
-        return frame
-    if opts.composite.mode == "reference":
-        return paste_reference(frame, generated, face.box)
-    out, _ = paste_mouth(
-        frame, generated, face.box, face.landmarks, feather=opts.composite.feather, resample=opts.composite.resample,
-        color_match=opts.composite.color_match, blend=opts.composite.blend,
-    )
-    return out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,16 +19,18 @@ MuseTalk were both trained on OpenCV's BGR frames), so the swap happens once, in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..types import Box
+from ..types import Box, Frame
 
-__all__ = ["AudioFeatures", "CropSpec", "Generator", "Interpolation"]
+__all__ = ["AudioFeatures", "CropSpec", "Generator", "Interpolation", "crop_faces"]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -59,6 +61,21 @@ class CropSpec:
         if not self.bottom_margin:
             return box
         return Box(box.top, min(frame_size[0], box.bottom + self.bottom_margin), box.left, box.right)
+
+
+_CV2_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "lanczos": cv2.INTER_LANCZOS4}
+
+
+def crop_faces(frames: Sequence[Frame], regions: Sequence[Box], spec: CropSpec) -> U8:
+    """(B, S, S, 3) uint8 **BGR** crops of RGB ``frames`` at ``regions`` (see ``CropSpec.region``),
+    resized to ``spec.size`` with ``spec.interpolation`` (OpenCV, as both originals do; resizing
+    is per channel, so swapping to BGR after the resize gives the bytes of swapping before)."""
+    size, flag = spec.size, _CV2_INTERPOLATION[spec.interpolation]
+    out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
+    for i, (frame, box) in enumerate(zip(frames, regions, strict=True)):
+        crop = frame[box.top : box.bottom, box.left : box.right]
+        out[i] = cv2.resize(crop, (size, size), interpolation=flag)[:, :, ::-1]
+    return out
 
 
 @runtime_checkable

@@ -65,7 +65,7 @@ from ...types import Waveform
 
 if TYPE_CHECKING:
     from ...faces import FaceDetector
-    from ...models.wav2lip.generator import Generator
+    from ...models.base import Generator
     from ...options import LipSyncOptions
     from ..lipsync import PreparedAudio
 
@@ -268,13 +268,13 @@ class _AudioCache:
         self._key: Any = None
         self._value: PreparedAudio | None = None
 
-    def get(self, audio: str | Waveform) -> PreparedAudio:
+    def get(self, audio: str | Waveform, generator: Generator) -> PreparedAudio:
         from ..lipsync import prepare_audio
 
         key = id(audio) if isinstance(audio, Waveform) else audio
         if self._value is None or key != self._key:
             self._value = None  # free the previous one before preparing the next
-            self._value, self._key = prepare_audio(audio), key
+            self._value, self._key = prepare_audio(audio, generator), key
         return self._value
 
 
@@ -303,7 +303,7 @@ def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable
     final.unlink(missing_ok=True)  # made from other inputs or settings, or damaged: it must not look current
     staged = final.with_name(f".{final.stem}{_STAGED}{final.suffix}")
     done = lipsync_video(
-        item.video, run.audio.get(item.audio), staged, run.generator, run.options, detector=run.detector,
+        item.video, run.audio.get(item.audio, run.generator), staged, run.generator, run.options, detector=run.detector,
         progress=progress, should_stop=run.should_stop, metadata=run.metadata,
     )
     if done.frames_with_face == 0 and run.options.faces.box is None:

@@ -1,8 +1,11 @@
-"""Running the Wav2Lip network: a small ``Generator`` interface with a torch and an ONNX backend.
+"""The Wav2Lip family behind the ``Generator`` interface (``lipsync.models.base``), with a torch
+and an ONNX backend.
 
-Both take numpy arrays and give numpy arrays, so the pipeline does not care which one runs:
-``generator(mel (B, 80, 16) float32, faces (B, 6, 96, 96) float32) -> (B, 3, 96, 96) float32``
-(BGR, [0, 1]).
+``Wav2LipGenerator`` does what every Wav2Lip network shares: the 96² crop, the mel features,
+the 6-channel input (``preprocess``), batching and the reference's uint8 step. A backend only
+implements the raw network call ``network(mel (B, 80, 16) float32, faces (B, 6, 96, 96)
+float32) -> (B, 3, 96, 96) float32`` (BGR, [0, 1]): ``TorchGenerator``, ``OnnxGenerator``, or
+any callable given to ``Wav2LipGenerator(network)`` (the tests' stand-ins).
 
 The torch backend reads its device and dtype from the module's parameters on every call, so a
 host that moves the module between devices (ComfyUI's model manager) is simply followed.
@@ -12,22 +15,26 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from ...errors import InputError, ModelError
+from ..base import AudioFeatures, CropSpec, Generator
+from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
+from .features import MelFeatures
 from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
+from .preprocess import predict, to_uint8_reference
 
 __all__ = [
+    "LICENCE",
     "Generator",
     "OnnxGenerator",
+    "Wav2LipGenerator",
     "TorchGenerator",
     "build_module",
     "load_generator",
@@ -37,10 +44,59 @@ __all__ = [
 F32 = npt.NDArray[np.float32]
 
 
-class Generator(Protocol):
-    name: str
+LICENCE = "Wav2Lip weights: research and non-commercial use only (trained on LRS2)."
+CROP = CropSpec(size=IMG_SIZE, bottom_margin=0, masked_from=0.5, interpolation="bilinear")
+_PARAMS = 36_298_035
+_ACTIVATION_BYTES_PER_FACE = 24 * 2**20
+"""Peak activations of one 96² face through the network in float32 (measured order of magnitude)."""
 
-    def __call__(self, mel: F32, faces: F32) -> F32: ...
+
+class Wav2LipGenerator:
+    """A Wav2Lip network as a ``Generator``; ``network`` is the raw call (see the module docstring).
+
+    Subclasses (``TorchGenerator``, ``OnnxGenerator``) override ``__call__`` instead."""
+
+    family = "wav2lip"
+    licence = LICENCE
+    crop = CROP
+    name = "wav2lip"
+    _network: Callable[[F32, F32], F32] | None = None
+
+    def __init__(self, network: Callable[[F32, F32], F32] | None = None, name: str | None = None) -> None:
+        self._network = network
+        if name is not None:
+            self.name = name
+        elif network is not None:
+            self.name = getattr(network, "name", getattr(network, "__name__", self.name))
+
+    def __call__(self, mel: F32, faces: F32) -> F32:
+        if self._network is None:
+            raise NotImplementedError("a Wav2LipGenerator needs a network, or a subclass that implements __call__")
+        return self._network(mel, faces)
+
+    def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
+        """``[self(mel, faces) for mel, faces in batches]`` (the torch backend runs CPU batches at once)."""
+        run = getattr(self._network, "run_batches", None)
+        if run is not None:
+            return list(run(batches))
+        return [self(mel, faces) for mel, faces in batches]
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def prepare_audio(self, wav16k: F32) -> AudioFeatures:
+        return MelFeatures.from_wav16k(wav16k)
+
+    def generate(self, crops_bgr: npt.NDArray[np.uint8], features: np.ndarray, batch_size: int) -> F32:
+        """(B, 3, 96, 96) float32 BGR faces for 96² BGR crops and (B, 80, 16) mel windows."""
+        return predict(self, np.asarray(features, dtype=np.float32), crops_bgr, batch_size)
+
+    def to_uint8_reference(self, faces: F32) -> npt.NDArray[np.uint8]:
+        return to_uint8_reference(faces)
+
+    def memory_estimate(self, batch_size: int) -> int:
+        return _PARAMS * 4 + max(1, batch_size) * _ACTIVATION_BYTES_PER_FACE
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -77,7 +133,7 @@ MAX_CPU_WORKERS = 4
 """At most this many batches run at once on a CPU (see ``TorchGenerator.run_batches``)."""
 
 
-class TorchGenerator:
+class TorchGenerator(Wav2LipGenerator):
     """The network through torch, on whatever device/dtype the module currently sits.
 
     ``workers`` (CPU only): how many batches ``run_batches`` runs at once, each in its own
@@ -86,6 +142,7 @@ class TorchGenerator:
     """
 
     def __init__(self, module: Wav2Lip, name: str = "wav2lip", workers: int | None = None) -> None:
+        super().__init__(name=name)
         self.module = module
         self.name = name
         self.workers = workers
@@ -106,6 +163,14 @@ class TorchGenerator:
                     workers, thread_name_prefix="lipsync-net", initializer=torch.set_num_threads, initargs=(per_worker,)
                 )
             return self._pool
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def memory_estimate(self, batch_size: int) -> int:
+        param = next(self.module.parameters())
+        return (_PARAMS + max(1, batch_size) * _ACTIVATION_BYTES_PER_FACE // 4) * param.element_size()
 
     def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
         """``[self(mel, faces) for mel, faces in batches]``, several at once on a CPU.
@@ -135,7 +200,7 @@ class TorchGenerator:
         return out.float().cpu().numpy()
 
 
-class OnnxGenerator:
+class OnnxGenerator(Wav2LipGenerator):
     """An ONNX conversion of Wav2Lip 96 (e.g. ``wav2lip_gan_96.onnx``) through onnxruntime.
 
     Conversions name their inputs differently; the face input is the one with 6 channels, the
@@ -164,6 +229,11 @@ class OnnxGenerator:
         if face[0].shape[2] not in (IMG_SIZE, "height", None) and isinstance(face[0].shape[2], int):
             raise ModelError(f"{p.name} takes {face[0].shape[2]}px faces; only 96px Wav2Lip is supported.")
         self.name = p.stem
+        self._device = device if "CUDAExecutionProvider" in providers else torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     def __call__(self, mel: F32, faces: F32) -> F32:
         mel4 = np.ascontiguousarray(mel, dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP)

@@ -14,13 +14,14 @@ operations is kept bit for bit:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .generator import Generator
+from ..base import CropSpec
+from ..base import crop_faces as base_crop_faces
 from .network import IMG_SIZE
 from ...types import Box, Frame
 
@@ -39,13 +40,8 @@ _TO_UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
 def crop_faces(frames: Sequence[Frame], boxes: Sequence[Box]) -> U8:
-    """(B, 96, 96, 3) uint8 **BGR** crops of ``frames`` (RGB) at ``boxes``."""
-    out = np.empty((len(frames), IMG_SIZE, IMG_SIZE, 3), dtype=np.uint8)
-    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
-        crop = frame[box.top : box.bottom, box.left : box.right]
-        resized = cv2.resize(crop, (IMG_SIZE, IMG_SIZE))
-        out[i] = resized[:, :, ::-1]
-    return out
+    """(B, 96, 96, 3) uint8 **BGR** crops of ``frames`` (RGB) at ``boxes`` (bilinear, as the reference)."""
+    return base_crop_faces(frames, boxes, CropSpec(IMG_SIZE))
 
 
 def model_inputs(crops_bgr: U8) -> F32:
@@ -59,7 +55,7 @@ def model_inputs(crops_bgr: U8) -> F32:
     return faces
 
 
-def predict(generator: Generator, mel: F32, crops_bgr: U8, batch_size: int) -> F32:
+def predict(generator: Callable[[F32, F32], F32] | Any, mel: F32, crops_bgr: U8, batch_size: int) -> F32:
     """Run the network over ``crops_bgr`` (B, 96, 96, 3) with ``mel`` (B, 80, 16) in batches.
 
     Returns (B, 3, 96, 96) float32 BGR in [0, 1].
