@@ -1,243 +1,48 @@
 """Command line: ``python -m lipsync VIDEO AUDIO -o OUT.mp4`` and subcommands.
 
 argparse cannot mix subcommands with the VIDEO AUDIO positionals, so the first word decides:
-``convert`` (a checkpoint to .safetensors), ``batch`` (many jobs), anything else is the main job.
+``convert`` (a checkpoint to .safetensors), ``download`` (fetch the weights), ``batch`` (many
+jobs), ``segment`` (one time range); anything else is the main job (``run``). Each command is one
+module with ``main(argv) -> int``, imported by name only when it runs: the main job never pays for
+batch, and no command module imports another or this dispatcher. Their flags come from the option
+groups of ``lipsync.options`` (``lipsync.cli.options``); every command loads its model through
+``lipsync.cli._model``.
+
 Exit status 0 only when the output was written; otherwise one line on stderr and 1 (2 for bad
 usage, 130 when interrupted).
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Sequence
 
-from ..errors import LipSyncError, ModelError
-from ..types import (
-    Blend,
-    Box,
-    ColorMatch,
-    CompositeMode,
-    DetectorName,
-    FaceChoice,
-    LengthPolicy,
-    MissingFacePolicy,
-    Smoothing,
-    choices,
-)
+from ..errors import LipSyncError
 
-if TYPE_CHECKING:
-    from ..engine.lipsync import LipSyncResult
+__all__ = ["COMMANDS", "main"]
 
-__all__ = ["find_checkpoint", "main"]
-
-CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth", "wav2lip_gan.safetensors", "wav2lip.safetensors")
-
-
-def models_dirs() -> list[Path]:
-    """Where checkpoints are looked for: $LIPSYNC_MODELS, ./models, and this checkout's models/."""
-    dirs = []
-    if os.environ.get("LIPSYNC_MODELS"):
-        dirs.append(Path(os.environ["LIPSYNC_MODELS"]).expanduser())
-    dirs.append(Path.cwd() / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
-    return list(dict.fromkeys(d.resolve() for d in dirs))
-
-
-def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path:
-    """The checkpoint to use: ``explicit``, else a known name in a models/wav2lip folder."""
-    from ..models.wav2lip.checkpoint import CHECKPOINT_HELP
-
-    if explicit:
-        return Path(explicit)
-    searched = []
-    bases = ([Path(models_dir).expanduser().resolve()] if models_dir else []) + models_dirs()
-    for base in dict.fromkeys(bases):
-        folder = base / "wav2lip"
-        searched.append(str(folder))
-        for name in CHECKPOINT_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-        others = sorted(p for p in folder.glob("*") if p.suffix in (".pth", ".safetensors", ".onnx")) if folder.is_dir() else []
-        if others:
-            return others[0]
-    raise ModelError(f"No Wav2Lip checkpoint found (looked in {', '.join(searched)}). {CHECKPOINT_HELP}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lipsync",
-        description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip. Other commands: "
-        "'python -m lipsync convert CKPT' (to .safetensors), 'python -m lipsync download' (fetch the weights).",
-    )
-    p.add_argument("video", help="video file (mp4, mov, mkv, webm, ...) or a still image (png, jpg, webp)")
-    p.add_argument("audio", help="audio file (wav, mp3, flac, m4a, ogg, opus, or a video's audio track)")
-    p.add_argument("-o", "--output", required=True, help="output file: .mp4 (H.264 + AAC), or .mkv with --lossless")
-    p.add_argument("--checkpoint", help="Wav2Lip weights (.pth, .safetensors, .onnx); default: models/wav2lip/")
-    p.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="fixed face box in pixels; skips detection (as the original)")
-    p.add_argument("--reference", action="store_true", help="behave exactly like the original inference.py (hard box paste, loop, drops the audio's last frames)")
-    p.add_argument("--mode", choices=choices(CompositeMode), default="mouth", help="mouth: only the lower face changes (default); reference: paste the whole box")
-    p.add_argument("--batch-size", type=int, default=8, help="faces per model call (default 8, the fastest on CPU)")
-    p.add_argument("--detector", choices=choices(DetectorName), default="auto", help="face detector (default: the best available)")
-    p.add_argument("--pads", nargs=4, type=int, default=(0, 10, 0, 0), metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="grow the detected box by these pixels (default 0 10 0 0)")
-    p.add_argument("--face", choices=choices(FaceChoice), default="largest", help="which face when there are several")
-    p.add_argument("--face-index", type=int, default=0, help="with --face index: 0 = leftmost")
-    p.add_argument("--missing-face", choices=choices(MissingFacePolicy), default="passthrough", help="frames without a face: keep them as they are (default), hold the last box, interpolate, or fail")
-    p.add_argument("--detect-every", type=int, default=1, help="run the detector on every k-th frame and interpolate between (faster)")
-    p.add_argument("--smoothing", choices=choices(Smoothing), default="steady", help="face box smoothing: steady (no jitter, follows moves; default) or reference (the original's 5-frame mean)")
-    p.add_argument("--color-match", choices=choices(ColorMatch), default="off", help="mouth mode: lab matches the generated region's colours to the original")
-    p.add_argument("--blend", choices=choices(Blend), default="feather", help="mouth mode: feather (soft edge) or seamless (Poisson cloning + soft edge)")
-    p.add_argument("--restore", metavar="MODEL", help="face restorer (GFPGAN/RestoreFormer .pth/.safetensors; CodeFormer needs spandrel-extra-arches, non-commercial) applied inside the mouth mask")
-    p.add_argument("--restore-strength", type=float, default=1.0, help="0-1: how much of the restored face is used (default 1)")
-    p.add_argument("--restore-fidelity", type=float, default=0.5, help="CodeFormer: 0 = most restored, 1 = closest to the input (default 0.5)")
-    p.add_argument("--length-policy", choices=choices(LengthPolicy), default="auto", help="audio and video of different length: auto = trim if the audio is shorter, ping-pong if longer")
-    p.add_argument("--audio-offset", type=float, default=0.0, metavar="MS", help="shift the sync in milliseconds (positive: the mouth moves later)")
-    p.add_argument("--fps", type=float, help="frame rate for a still image (default 25) or to override the file's")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--fp16", action="store_true", help="half precision (GPU only)")
-    p.add_argument("--lossless", action="store_true", help="FFV1 RGB in .mkv: bit-exact frames")
-    p.add_argument("--models-dir", help="models folder: wav2lip/, facedetect/, insightface/ (default: $LIPSYNC_MODELS or ./models)")
-    p.add_argument("--no-overlap", action="store_true", help="run every stage in one thread (for measurements)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-class _Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
-        self.stream, self.enabled, self.t0 = stream, enabled and stream.isatty(), time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        rate = done / max(time.perf_counter() - self.t0, 1e-6)
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {rate:5.1f} fps")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-
-
-def _run_job(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(argv)
-    from ..media._encode import _CONTAINERS
-    from ..models.wav2lip.generator import load_generator
-    from ..engine.lipsync import LipSyncOptions, lipsync_video
-
-    output = Path(args.output)
-    if args.lossless and output.suffix.lower() != ".mkv":
-        raise LipSyncError(f"--lossless writes FFV1 into Matroska: name the output .mkv, not {output.name}.")
-    if output.suffix.lower() not in _CONTAINERS:  # before minutes of work, not after
-        raise LipSyncError(f"Cannot write {output.name}: name the output .mp4 (or {', '.join(list(_CONTAINERS)[1:])}).")
-    opts = LipSyncOptions.of(
-        mode="reference" if args.reference else args.mode,
-        reference=args.reference,
-        batch_size=args.batch_size,
-        box=Box(*args.box) if args.box else None,
-        detector=args.detector,
-        models_dir=args.models_dir,
-        pads=tuple(args.pads),
-        face_choice=args.face,
-        face_index=args.face_index,
-        missing_face=args.missing_face,
-        detect_every=args.detect_every,
-        smoothing="reference" if args.reference else args.smoothing,
-        color_match=args.color_match,
-        blend=args.blend,
-        restore=args.restore,
-        restore_strength=args.restore_strength,
-        restore_fidelity=args.restore_fidelity,
-        length_policy="loop" if args.reference else args.length_policy,
-        audio_offset_ms=args.audio_offset,
-        fps=args.fps,
-        lossless=args.lossless,
-        overlap=not args.no_overlap,
-    ).resolved()
-    import torch
-
-    generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device, torch.float16 if args.fp16 else None)
-    bar = _Progress(sys.stderr, not args.quiet)
-    try:
-        result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
-    finally:
-        bar.close()
-    for warning in _warnings(result, args):
-        print(f"warning: {warning}", file=sys.stderr)
-    if not args.quiet:
-        print(
-            f"wrote {result.output} ({result.frames} frames at {float(result.fps):g} fps, "
-            f"{result.duration:.2f} s; face in {result.frames_with_face}; detector: {result.detector}; "
-            f"{result.seconds:.1f} s)",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _warnings(result: LipSyncResult, args: argparse.Namespace) -> list[str]:
-    """What the user must know although the file was written (shown even with --quiet)."""
-    return [w.replace("give a fixed face box", "give --box") for w in result.warnings]
-
-
-def _run_convert(argv: Sequence[str]) -> int:
-    from ..models.wav2lip.checkpoint import convert_to_safetensors
-
-    p = argparse.ArgumentParser(prog="python -m lipsync convert", description="Convert a Wav2Lip .pth to .safetensors (weights only, ~145 MB).")
-    p.add_argument("checkpoint")
-    p.add_argument("-o", "--output", help="default: the same name with .safetensors")
-    args = p.parse_args(argv)
-    target = convert_to_safetensors(args.checkpoint, args.output)
-    print(f"wrote {target}", file=sys.stderr)
-    return 0
-
-
-def _run_download(argv: Sequence[str]) -> int:
-    from ..models.registry import LICENCE_NOTE, WEIGHTS, fetch_wav2lip
-
-    p = argparse.ArgumentParser(prog="python -m lipsync download", description=f"Fetch published Wav2Lip weights into MODELS/wav2lip/. {LICENCE_NOTE}")
-    p.add_argument("name", nargs="?", default="wav2lip_gan", choices=list(WEIGHTS), help="which weights (default wav2lip_gan)")
-    p.add_argument("--models-dir", help="models folder (default: $LIPSYNC_MODELS or ./models)")
-    p.add_argument("--url", help="another source for the file")
-    args = p.parse_args(argv)
-    target = fetch_wav2lip(args.name, args.models_dir or models_dirs()[0], url=args.url)
-    print(f"ready: {target}. {LICENCE_NOTE}", file=sys.stderr)
-    return 0
-
-
-def _run_batch(argv: Sequence[str]) -> int:
-    from .batch import run_batch_cli  # imported on use: the main job never pays for it
-
-    return run_batch_cli(argv)
-
-
-def _run_segment(argv: Sequence[str]) -> int:
-    from ..engine.segment import run_segment_cli
-
-    return run_segment_cli(argv)
-
-
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "convert": _run_convert,
-    "download": _run_download,
-    "batch": _run_batch,
-    "segment": _run_segment,
+COMMANDS: dict[str, str] = {
+    "convert": "convert",
+    "download": "download",
+    "batch": "batch",
+    "segment": "segment",
 }
+"""First word → the module (in this package) that runs it."""
+
+MAIN_JOB = "run"
+"""The module of the main job, run when the first word is no command."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: ``sys.argv[1:]``); its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = COMMANDS.get(argv[0]) if argv else None
-    run = command or _run_job
     rest = argv[1:] if command else argv
     try:
-        return run(rest)
+        module = importlib.import_module(f"{__name__}.{command or MAIN_JOB}")
+        return int(module.main(rest))
     except LipSyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

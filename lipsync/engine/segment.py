@@ -22,12 +22,10 @@ Memory: the video streams as in ``lipsync_video``; the audio track is held whole
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import islice
@@ -36,8 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import Cancelled, InputError
-from ..types import FaceFrame, Frame, Waveform
+from ..errors import InputError
+from ..types import Frame, Waveform
 
 if TYPE_CHECKING:
     from ..faces import FaceDetector
@@ -45,7 +43,7 @@ if TYPE_CHECKING:
     from ..options import LipSyncOptions
     from .stages import Item
 
-__all__ = ["SegmentResult", "revoice_segment", "run_segment_cli", "splice_audio"]
+__all__ = ["SegmentResult", "revoice_segment", "splice_audio"]
 
 DEFAULT_CROSSFADE_MS = 15.0
 DEFAULT_RAMP_FRAMES = 3
@@ -233,53 +231,3 @@ def revoice_segment(
                          warnings)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from ..types import CompositeMode, DetectorName, MissingFacePolicy, choices
-
-    p = argparse.ArgumentParser(
-        prog="python -m lipsync segment",
-        description="Replace the speech of one time range of VIDEO with AUDIO and re-sync the mouth there; every "
-        "frame and sample outside the range stays as it was (bit-exact frames with --lossless and an .mkv output).",
-    )
-    p.add_argument("video", help="the finished video")
-    p.add_argument("audio", help="the new speech for the range (any format); it starts at --start")
-    p.add_argument("--start", type=float, required=True, help="start of the range in seconds")
-    p.add_argument("--end", type=float, required=True, help="end of the range in seconds (exclusive)")
-    p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264 + AAC), or .mkv with --lossless")
-    p.add_argument("--crossfade-ms", type=float, default=DEFAULT_CROSSFADE_MS, help="audio crossfade at each join (15)")
-    p.add_argument("--ramp-frames", type=int, default=DEFAULT_RAMP_FRAMES, help="frames over which the new mouth fades "
-                   "in and out at the joins (3)")
-    p.add_argument("--checkpoint", help="Wav2Lip weights; default: models/wav2lip/")
-    p.add_argument("--models-dir", help="models folder (default: $LIPSYNC_MODELS or ./models)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--mode", choices=choices(CompositeMode), default="mouth", help="mouth (default) or reference")
-    p.add_argument("--detector", choices=choices(DetectorName), default="auto", help="face detector")
-    p.add_argument("--missing-face", choices=choices(MissingFacePolicy), default="passthrough",
-                   help="frames without a face")
-    p.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="fixed face box")
-    p.add_argument("--lossless", action="store_true", help="FFV1 + FLAC in .mkv: frames outside the range bit-exact")
-    return p
-
-
-def run_segment_cli(argv: Sequence[str]) -> int:
-    """``python -m lipsync segment VIDEO AUDIO --start S --end E -o OUT``."""
-    from ..cli import find_checkpoint
-    from ..models.wav2lip.generator import load_generator
-    from ..options import LipSyncOptions
-    from ..types import Box
-
-    args = _parser().parse_args(argv)
-    opts = LipSyncOptions.of(
-        mode=args.mode, box=Box(*args.box) if args.box else None, detector=args.detector, models_dir=args.models_dir,
-        missing_face=args.missing_face, lossless=args.lossless,
-    ).resolved()
-    generator = load_generator(find_checkpoint(args.checkpoint, args.models_dir), args.device)
-    result = revoice_segment(
-        args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
-        crossfade_ms=args.crossfade_ms, ramp_frames=args.ramp_frames,
-    )
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {result.output}: frames {result.first_frame}–{result.end_frame - 1} of {result.frames} re-synced "
-          f"({result.seconds:.1f} s)", file=sys.stderr)
-    return 0
