@@ -22,13 +22,8 @@ import av
 import cv2
 import numpy as np
 
-from ._encode import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
-    TEMP_MARKER,
-    VideoWriter,
-    cleanup_stale_temp_files,
-)
+from ._encode import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
+from .atomic import TEMP_MARKER, cleanup_stale_temp_files
 from . import _seek
 from ..errors import VideoError
 from ..types import Frame, VideoInfo

@@ -3,7 +3,7 @@
 Why this exists: the YuNet face detector (~230 KB, MIT) is not shipped with the package; it is
 downloaded on first use. A download must never leave a half-written or tampered file under the
 final name (the next run would trust it), so it goes to a temporary file in the target folder,
-is checked against a known sha256, and is renamed into place atomically (``os.replace``).
+is checked against a known sha256, and is renamed into place atomically (``lipsync.media.atomic``).
 
 Offline machines get one sentence that says which file, from where, and where to put it by hand.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ModelError
+from ..media.atomic import atomic_path
 
 __all__ = ["REGISTRY", "RemoteFile", "download", "ensure_file"]
 
@@ -85,26 +85,18 @@ def download(
     target = Path(dest).expanduser()
     by_hand = f"download it by hand from {url} and save it as {target}"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent
-        )
+        with atomic_path(target) as temp:
+            with open(temp, "wb") as out:
+                digest = _copy_url(url, out, timeout, target, by_hand)
+            if sha256 is not None and digest != sha256.lower():
+                raise ModelError(
+                    f"The download of {target.name} from {url} has sha256 {digest}, expected "
+                    f"{sha256.lower()}, so it was not kept; retry later or {by_hand}."
+                )
     except OSError as exc:
         raise ModelError(
             f"Cannot write {target.name} into {target.parent} ({exc}); {by_hand}."
         ) from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _copy_url(url, out, timeout, target, by_hand)
-        if sha256 is not None and digest != sha256.lower():
-            raise ModelError(
-                f"The download of {target.name} from {url} has sha256 {digest}, expected "
-                f"{sha256.lower()}, so it was not kept; retry later or {by_hand}."
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ...errors import DependencyError, ModelError
+from ...media.atomic import atomic_path
 from .network import Wav2Lip
 
 __all__ = [
@@ -197,7 +198,7 @@ def describe_mismatch(state: Mapping[str, torch.Tensor]) -> str:
 
 def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None) -> Path:
     """Write the generator weights of ``src`` as ``.safetensors`` (no optimizer state: ~145 MB
-    instead of ~436 MB). Atomic: a temporary file is renamed when complete."""
+    instead of ~436 MB). Atomic (``lipsync.media.atomic``): a temporary file is renamed when complete."""
     from safetensors.torch import save_file
 
     source = Path(src)
@@ -208,12 +209,10 @@ def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[s
         # The loaders choose the format by suffix: a .pth holding safetensors could not be read back.
         raise ModelError(f"Name the converted file .safetensors, not {target.name}.")
     state = {k: v.contiguous() for k, v in read_state_dict(source).items()}
-    tmp = target.with_name(f".{target.name}.lipsync-tmp-{os.getpid()}")
     try:
-        save_file(state, str(tmp), metadata={"format": "pt", "architecture": "wav2lip-96"})
-        os.replace(tmp, target)
+        with atomic_path(target) as temp:
+            save_file(state, str(temp), metadata={"format": "pt", "architecture": "wav2lip-96"})
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ModelError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
     return target
 
