@@ -128,3 +128,16 @@ def test_registry_pins_yunet() -> None:
     spec = REGISTRY["yunet_2023mar"]
     assert spec.sha256 is not None and len(spec.sha256) == 64
     assert spec.url.startswith("https://") and spec.license == "MIT"
+
+
+def test_one_registry_lists_every_downloadable_file() -> None:
+    from lipsync.models.registry import WEIGHTS, remote_file
+
+    assert list(WEIGHTS) == ["wav2lip_gan", "wav2lip"]  # the CLI's choices, the default first
+    for key, spec in REGISTRY.items():
+        assert remote_file(key) is spec and spec.url.startswith("https://") and spec.url.endswith(spec.filename)
+        assert spec.folder in ("facedetect", "wav2lip") and spec.license and spec.note
+        for digest in (spec.sha256, spec.listed_sha256):
+            assert digest is None or (len(digest) == 64 and int(digest, 16) >= 0)
+    assert all(WEIGHTS[k] is REGISTRY[k] and "non-commercial" in WEIGHTS[k].license for k in WEIGHTS)
+    assert _download.REGISTRY is REGISTRY  # ensure_file reads the same registry

@@ -199,7 +199,8 @@ def _run_convert(argv: Sequence[str]) -> int:
 
 
 def _run_download(argv: Sequence[str]) -> int:
-    from ..models.registry import LICENCE_NOTE, WEIGHTS, fetch_wav2lip
+    from ..models.registry import LICENCE_NOTE, WEIGHTS
+    from ..models.wav2lip.fetch import fetch_wav2lip
 
     p = argparse.ArgumentParser(prog="python -m lipsync download", description=f"Fetch published Wav2Lip weights into MODELS/wav2lip/. {LICENCE_NOTE}")
     p.add_argument("name", nargs="?", default="wav2lip_gan", choices=list(WEIGHTS), help="which weights (default wav2lip_gan)")

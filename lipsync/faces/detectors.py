@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import DependencyError, InputError, LipSyncError, ModelError
 from ..types import Detection, DetectorName, Frame, choices
-from ..models._download import REGISTRY, ensure_file
+from ..models._download import ensure_file
+from ..models.registry import REGISTRY
 
 __all__ = [
     "FaceDetector",
