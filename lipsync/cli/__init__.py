@@ -128,7 +128,7 @@ class _Progress:
 
 def _run_job(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    from ..media._encode import _CONTAINERS
+    from ..media.formats import OUTPUT_CONTAINERS as _CONTAINERS
     from ..models.wav2lip.generator import load_generator
     from ..engine.lipsync import LipSyncOptions, lipsync_video
 

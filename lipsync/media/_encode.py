@@ -35,6 +35,7 @@ import numpy as np
 from . import atomic
 from .atomic import TEMP_MARKER, cleanup_stale_temp_files
 from .atomic import write_error as _output_error
+from .formats import OUTPUT_CONTAINERS, frame_rate
 from ..errors import AudioError, OutputError
 from ._encode_audio import _AudioPump, _AudioTrack, _FileAudio, _waveform_pump
 from ..types import Frame, Waveform
@@ -46,7 +47,6 @@ DEFAULT_PRESET = "superfast"
 DEFAULT_X264_PARAMS = "mbtree=1:rc-lookahead=10"
 """Added to the preset (x264's ``key=value:…`` syntax); see the module docstring."""
 LOSSLESS_PIX_FMT = "bgr0"
-_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 def _reserve_temp(final: Path) -> tuple[Path, IO[bytes]]:
@@ -96,10 +96,8 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         self._metadata = dict(metadata or {})
-        self.fps = Fraction(fps).limit_denominator(1_000_000) if isinstance(fps, float) else Fraction(fps)
-        if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self._format = _CONTAINERS.get(self.path.suffix.lower())
+        self.fps = frame_rate(fps)
+        self._format = OUTPUT_CONTAINERS.get(self.path.suffix.lower())
         if self._format is None or (lossless and self._format != "matroska"):
             wanted = ".mkv" if lossless else ".mp4 (or .mov/.mkv)"
             raise OutputError(f"Cannot write {self.path}: use a {wanted} file name for this output.")
