@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..errors import LipSyncError, ModelError
+from ..errors import LipSyncError
+from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, models_dirs  # noqa: F401 (re-exported)
 from ..types import (
     Blend,
     Box,
@@ -34,38 +35,6 @@ if TYPE_CHECKING:
     from ..engine.lipsync import LipSyncResult
 
 __all__ = ["find_checkpoint", "main"]
-
-CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth", "wav2lip_gan.safetensors", "wav2lip.safetensors")
-
-
-def models_dirs() -> list[Path]:
-    """Where checkpoints are looked for: $LIPSYNC_MODELS, ./models, and this checkout's models/."""
-    dirs = []
-    if os.environ.get("LIPSYNC_MODELS"):
-        dirs.append(Path(os.environ["LIPSYNC_MODELS"]).expanduser())
-    dirs.append(Path.cwd() / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
-    return list(dict.fromkeys(d.resolve() for d in dirs))
-
-
-def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path:
-    """The checkpoint to use: ``explicit``, else a known name in a models/wav2lip folder."""
-    from ..models.wav2lip.checkpoint import CHECKPOINT_HELP
-
-    if explicit:
-        return Path(explicit)
-    searched = []
-    bases = ([Path(models_dir).expanduser().resolve()] if models_dir else []) + models_dirs()
-    for base in dict.fromkeys(bases):
-        folder = base / "wav2lip"
-        searched.append(str(folder))
-        for name in CHECKPOINT_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-        others = sorted(p for p in folder.glob("*") if p.suffix in (".pth", ".safetensors", ".onnx")) if folder.is_dir() else []
-        if others:
-            return others[0]
-    raise ModelError(f"No Wav2Lip checkpoint found (looked in {', '.join(searched)}). {CHECKPOINT_HELP}")
 
 
 def _parser() -> argparse.ArgumentParser:
