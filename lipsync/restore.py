@@ -10,8 +10,9 @@ itself uses for image models), which recognises the architecture from the weight
   under the S-Lab License 1.0: **non-commercial use only**.
 
 Files live in ``models/facerestore_models`` (the folder other ComfyUI face packs share).
-Loading is safe: ``.safetensors`` is plain data, and ``.pth``/``.pt``/``.ckpt`` are read with
-torch's weights-only unpickler (never spandrel's TorchScript path, which would run code).
+Loading is safe (``lipsync.models.safe_load``, the reader the Wav2Lip weights use too):
+``.safetensors`` is plain data, and ``.pth``/``.pt``/``.ckpt`` are read with torch's weights-only
+unpickler (never spandrel's TorchScript path, which would run code).
 
 ``restore_faces`` takes faces as the node graph has them (RGB float (N, H, W, 3) in [0, 1], any
 size), grows them to 512, runs the network, blends the result with the (grown) input by
@@ -31,7 +32,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DependencyError, InputError, ModelError
+from .models.safe_load import load_weights, require_file
 
 __all__ = [
     "FACE_ARCHITECTURES",
@@ -75,8 +76,6 @@ RESTORE_HELP = (
 )
 
 _CODEFORMER_KEYS = ("position_emb", "idx_pred_layer.1.weight")
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
-_PICKLE_PROTO = b"\x80"  # a legacy torch.save pickle
 
 
 def require_spandrel() -> Any:
@@ -114,47 +113,14 @@ def read_restorer_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
     DependencyError without spandrel.
     """
     spandrel = require_spandrel()
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"Face restoration model not found: {p}. {RESTORE_HELP}")
-    if p.stat().st_size == 0:
-        raise ModelError(f"Face restoration model {p.name} is empty (0 bytes); download it again.")
+    p = require_file(path, "Face restoration model", RESTORE_HELP)
     suffix = p.suffix.lower()
     if suffix not in RESTORE_SUFFIXES:
         raise ModelError(
             f"{p.name}: a face restoration model is a {', '.join(RESTORE_SUFFIXES)} file, "
             f"not {suffix or 'no extension'}."
         )
-    if suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            raw: Any = load_file(str(p), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"Cannot read {p.name}: not a valid .safetensors file ({exc}).") from exc
-    else:
-        with p.open("rb") as f:
-            head = f.read(4)
-        if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):
-            shown = head.decode("ascii", "replace")
-            raise ModelError(
-                f"{p.name} is not a PyTorch weights file (it starts with {shown!r}; perhaps an error page was "
-                f"saved instead): download it again."
-            )
-        try:
-            raw = torch.load(str(p), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise ModelError(
-                f"Refused to load {p.name}: it is not a plain weights file (its pickle asks to build objects "
-                f"or run code, which safe loading does not allow). Use the original file, or convert a trusted "
-                f"one to .safetensors."
-            ) from exc
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(
-                f"Cannot read {p.name}: truncated or not a PyTorch file ({detail}); download it again."
-            ) from exc
+    raw = load_weights(p, "weights file", RESTORE_HELP)
     state = spandrel.canonicalize_state_dict(raw) if isinstance(raw, dict) else raw
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{p.name} holds no weights; it is not a face restoration model. {RESTORE_HELP}")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from typing import Any
 
 from comfy_api.latest import io
 
 from ..lipsync.errors import InputError
 from ..lipsync.types import Box
-from ..lipsync.media.video import STILL_SUFFIXES
+from ..lipsync.media.formats import VIDEO_INPUT_SUFFIXES, VIDEO_SUFFIXES
+from ..lipsync.media.formats import frame_rate as as_rate
 
 __all__ = [
     "BOX_TOOLTIP",
@@ -20,7 +20,6 @@ __all__ = [
     "FPS_MIN",
     "MEL",
     "PREFIX",
-    "VIDEO_SUFFIXES",
     "WAV2LIP",
     "as_rate",
     "available_memory",
@@ -58,13 +57,6 @@ MEMORY_SHARE = 0.75
 """The share of the free RAM one IMAGE batch may take: the rest is for the host, the models and
 the copies the next nodes make."""
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts",
-     ".m2ts", ".3gp"}
-) | STILL_SUFFIXES
-"""What the video inputs accept: containers FFmpeg reads, and still images (one frame)."""
-
-
 def category(sub: str) -> str:
     return f"{CATEGORY}/{sub}"
 
@@ -83,7 +75,7 @@ def fps_problem(fps: Any) -> str | None:
 def input_video_problem(name: str, path: str | None) -> str | None:
     """None when ``path`` (the resolved ``name``) is a video or image file we can read."""
     suffix = os.path.splitext(name)[1].lower()
-    if suffix not in VIDEO_SUFFIXES:
+    if suffix not in VIDEO_INPUT_SUFFIXES:
         shown = suffix or "no extension"
         return (
             f"Unsupported file type ({shown}) for '{name}': give a video (mp4, mov, mkv, webm, avi, ...) "
@@ -102,11 +94,6 @@ def mtime(path: str | None) -> float:
         return float("nan")
 
 
-def as_rate(fps: Any) -> Fraction:
-    """A float frame rate as the exact fraction it stands for (29.97002997 -> 30000/1001)."""
-    return Fraction(float(fps)).limit_denominator(100000)
-
-
 def input_videos(input_dir: str) -> list[str]:
     """The video files directly in ComfyUI's input folder, for the upload combos (images are
     accepted by name too, but not listed: the input folder is usually full of them)."""
@@ -114,9 +101,8 @@ def input_videos(input_dir: str) -> list[str]:
         names = os.listdir(input_dir)
     except OSError:
         return []
-    videos = VIDEO_SUFFIXES - STILL_SUFFIXES
     return sorted(
-        n for n in names if os.path.splitext(n)[1].lower() in videos and os.path.isfile(os.path.join(input_dir, n))
+        n for n in names if os.path.splitext(n)[1].lower() in VIDEO_SUFFIXES and os.path.isfile(os.path.join(input_dir, n))
     )
 
 

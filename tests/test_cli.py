@@ -66,7 +66,7 @@ def test_missing_video_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Cap
 def test_missing_checkpoint_says_where_to_put_it(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LIPSYNC_MODELS", str(tmp_path / "models"))
-    monkeypatch.setattr("lipsync.cli._model.models_dirs", lambda: [tmp_path / "models"])
+    monkeypatch.setattr("lipsync.models.folders.models_dirs", lambda: [tmp_path / "models"])
     rc = main([str(need(FIXTURE / "face.mp4")), str(need(FIXTURE / "speech_3s.wav")), "-o", str(tmp_path / "o.mp4")])
     err = capsys.readouterr().err
     assert rc == 1

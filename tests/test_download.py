@@ -128,3 +128,51 @@ def test_registry_pins_yunet() -> None:
     spec = REGISTRY["yunet_2023mar"]
     assert spec.sha256 is not None and len(spec.sha256) == 64
     assert spec.url.startswith("https://") and spec.license == "MIT"
+
+
+def test_one_registry_lists_every_downloadable_file() -> None:
+    from lipsync.models.registry import WEIGHTS, remote_file
+
+    assert list(WEIGHTS) == ["wav2lip_gan", "wav2lip"]  # the CLI's choices, the default first
+    for key, spec in REGISTRY.items():
+        assert remote_file(key) is spec and spec.url.startswith("https://") and spec.url.endswith(spec.filename)
+        assert spec.folder in ("facedetect", "wav2lip") and spec.license and spec.note
+        for digest in (spec.sha256, spec.listed_sha256):
+            assert digest is None or (len(digest) == 64 and int(digest, 16) >= 0)
+    assert all(WEIGHTS[k] is REGISTRY[k] and "non-commercial" in WEIGHTS[k].license for k in WEIGHTS)
+    assert _download.REGISTRY is REGISTRY  # ensure_file reads the same registry
+
+
+# --------------------------------------------------------------------------------------------
+# the one models-folder lookup (lipsync.models.folders)
+
+
+def test_models_folders_search_order_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lipsync.models import folders
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LIPSYNC_MODELS", str(tmp_path / "env"))
+    dirs = folders.models_dirs()
+    assert dirs[:2] == [(tmp_path / "env").resolve(), (tmp_path / "models").resolve()]
+    assert dirs[-1] == folders.user_cache_dir().resolve() and len(dirs) == len(set(dirs))
+    assert folders.default_models_dir() == tmp_path / "env"
+    monkeypatch.delenv("LIPSYNC_MODELS")
+    assert folders.default_models_dir() == folders.user_cache_dir()  # no ./models here
+    (tmp_path / "models").mkdir()
+    assert folders.default_models_dir() == tmp_path / "models"
+
+
+def test_find_weights_prefers_known_names_then_any_suffix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lipsync.models import folders
+
+    monkeypatch.setattr(folders, "models_dirs", lambda: [tmp_path / "a", tmp_path / "b"])
+    (tmp_path / "b" / "kind").mkdir(parents=True)
+    (tmp_path / "b" / "kind" / "z.pth").write_bytes(b"x")
+    assert folders.find_weights("kind", ["best.pth"], suffixes=(".pth",)) == tmp_path / "b" / "kind" / "z.pth"
+    (tmp_path / "b" / "kind" / "best.pth").write_bytes(b"x")
+    assert folders.find_weights("kind", ["best.pth"], suffixes=(".pth",)).name == "best.pth"
+    assert folders.find_weights("kind", ["best.pth"], "mine.pth") == Path("mine.pth")
+    with pytest.raises(ModelError, match="No thing found") as info:
+        folders.find_weights("other", ["x.pth"], what="thing", help_text="Put one there.")
+    assert str(tmp_path / "a" / "other") in str(info.value) and str(info.value).endswith("Put one there.")

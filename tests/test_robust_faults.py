@@ -23,7 +23,7 @@ from conftest import sigint_default
 from fakes import write_video
 from robust import Identity, assert_cli_fails, assert_nothing_written, leftovers, output_streams, run_cli, sync, tone
 
-from lipsync.media import _encode
+from lipsync.media import _encode, atomic
 from lipsync.errors import Cancelled
 from lipsync.media.video import TEMP_MARKER, VideoWriter, cleanup_stale_temp_files
 
@@ -350,10 +350,10 @@ def test_cleanup_does_not_touch_this_process_writers(tmp_path: Path) -> None:
         (temp,) = temp_files(tmp_path)
         age(temp, 60)
         assert cleanup_stale_temp_files(tmp_path) == 0 and temp.exists()
-        monkey_unlocked = _encode._try_lock
+        monkey_unlocked = atomic._try_lock
         try:
-            _encode._try_lock = lambda handle: True  # type: ignore[assignment] - as if the lock were free
+            atomic._try_lock = lambda handle: True  # type: ignore[assignment] - as if the lock were free
             assert cleanup_stale_temp_files(tmp_path) == 0
         finally:
-            _encode._try_lock = monkey_unlocked
+            atomic._try_lock = monkey_unlocked
     assert (tmp_path / "a.mp4").is_file() and temp_files(tmp_path) == []

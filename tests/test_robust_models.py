@@ -37,7 +37,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def cli_fails(tmp_path: Path, media: tuple[Path, Path], checkpoint: Path, capsys, monkeypatch, *words: str) -> str:
     """The real checkpoint loader runs (no fake network): exit 1, one line, nothing written."""
-    monkeypatch.setattr("lipsync.cli._model.models_dirs", lambda: [tmp_path / "no models here"])
+    monkeypatch.setattr("lipsync.models.folders.models_dirs", lambda: [tmp_path / "no models here"])
     video, audio = media
     rc, err = run_cli(
         [video, audio, "-o", tmp_path / "out.mp4", "--checkpoint", checkpoint, "--box", "0", "256", "0", "256"],
@@ -55,7 +55,7 @@ def cli_fails(tmp_path: Path, media: tuple[Path, Path], checkpoint: Path, capsys
 def test_missing_checkpoint(tmp_path: Path, media: tuple[Path, Path], capsys, monkeypatch) -> None:
     cli_fails(tmp_path, media, tmp_path / "wav2lip_gan.pth", capsys, monkeypatch, "not found", "wav2lip_gan.pth", HELP)
     # and without --checkpoint, when no models folder holds one: where it looked, where to put it
-    monkeypatch.setattr("lipsync.cli._model.models_dirs", lambda: [tmp_path / "models"])
+    monkeypatch.setattr("lipsync.models.folders.models_dirs", lambda: [tmp_path / "models"])
     monkeypatch.chdir(tmp_path)
     video, audio = media
     rc, err = run_cli([video, audio, "-o", tmp_path / "out.mp4"], capsys, monkeypatch)

@@ -27,7 +27,7 @@ import torch
 from fakes import write_video
 from robust import Identity, assert_cli_fails, assert_nothing_written, leftovers, output_streams, run_cli, sync, tone
 
-from lipsync.media import _encode
+from lipsync.media import _encode, atomic
 from lipsync.models.wav2lip.checkpoint import read_state_dict
 from lipsync.errors import ModelError, OutputError
 
@@ -218,7 +218,7 @@ def test_output_folder_not_writable_in_the_cli(tmp_path: Path, media: tuple[Path
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(_encode, "open", refuse, raising=False)  # the writer's temporary file
+    monkeypatch.setattr(atomic, "open", refuse, raising=False)  # the writer's temporary file
     assert_cli_fails(
         video,
         audio,

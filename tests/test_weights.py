@@ -10,7 +10,7 @@ import pytest
 from conftest import need, CHECKPOINT
 from lipsync.cli import main
 from lipsync.errors import ModelError
-from lipsync.models.registry import fetch_wav2lip
+from lipsync.models.wav2lip.fetch import fetch_wav2lip
 
 
 def test_fetch_from_a_file_url(tmp_path: Path) -> None:

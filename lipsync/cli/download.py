@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Download (checked against the registry's size and sha256); 0 when the file is ready."""
-    from ..models.registry import LICENCE_NOTE, fetch_wav2lip
+    from ..models.registry import LICENCE_NOTE
+    from ..models.wav2lip.fetch import fetch_wav2lip
 
     args = parser().parse_args(argv)
     target = fetch_wav2lip(args.name, args.models_dir or models_dirs()[0], url=args.url)

@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _check_output(output: Path, lossless: bool) -> None:
     """Refuse an output name the writer cannot honour, before minutes of work, not after."""
-    from ..media._encode import _CONTAINERS
+    from ..media.formats import OUTPUT_CONTAINERS as _CONTAINERS
 
     if lossless and output.suffix.lower() != ".mkv":
         raise LipSyncError(f"--lossless writes FFV1 into Matroska: name the output .mkv, not {output.name}.")

@@ -30,6 +30,7 @@ import numpy as np
 from ..composite import paste
 from ..errors import Cancelled
 from ..faces import FaceDetector, FaceTracker, fixed_box_track, openmp_threads, run_detection
+from ..media.formats import frame_rate
 from ..media.video import iter_frames
 from ..models.base import AudioFeatures, Generator, crop_faces
 from ..options import CompositeOptions, FaceOptions, LipSyncOptions, SourceOptions
@@ -81,7 +82,7 @@ class Item:
 def output_fps(info: VideoInfo, source: SourceOptions) -> Fraction:
     """The output frame rate: the user's ``fps``, else the file's divided by ``select_every_nth``."""
     if source.fps is not None:
-        return Fraction(source.fps).limit_denominator(1001 * 1000)
+        return frame_rate(source.fps)
     return info.fps / source.select_every_nth
 
 

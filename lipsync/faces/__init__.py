@@ -8,7 +8,8 @@ Wav2Lip does, streaming; ``run_detection`` ties the two over an iterable of fram
 
 from __future__ import annotations
 
-from ..models._download import REGISTRY, RemoteFile, download, ensure_file
+from ..models._download import download, ensure_file
+from ..models.registry import REGISTRY, RemoteFile
 from .detectors import (
     DETECT_MAX_SIDE,
     FaceDetector,

@@ -30,7 +30,9 @@ import numpy as np
 
 from ..errors import DependencyError, InputError, LipSyncError, ModelError
 from ..types import Detection, DetectorName, Frame, choices
-from ..models._download import REGISTRY, ensure_file
+from ..models._download import ensure_file
+from ..models.folders import default_models_dir
+from ..models.registry import REGISTRY
 
 __all__ = [
     "FaceDetector",
@@ -65,18 +67,6 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, frame: Frame) -> list[Detection]: ...
-
-
-def default_models_dir() -> Path:
-    """Where models go when the caller names no folder: ``$LIPSYNC_MODELS``, else ./models when it
-    exists (a checkout of this project), else a user cache."""
-    env = os.environ.get("LIPSYNC_MODELS")
-    if env:
-        return Path(env).expanduser()
-    local = Path.cwd() / "models"
-    if local.is_dir():
-        return local
-    return Path.home() / ".cache" / "lipsync" / "models"
 
 
 def _prepare(frame: Frame, max_side: int) -> tuple[np.ndarray, float]:

@@ -22,10 +22,7 @@ Encoder choices (module constants so the lead can tune them after measuring):
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
-import time
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -35,114 +32,26 @@ from typing import IO
 import av
 import numpy as np
 
+from . import atomic
+from .atomic import TEMP_MARKER, cleanup_stale_temp_files
+from .atomic import write_error as _output_error
+from .formats import OUTPUT_CONTAINERS, frame_rate
 from ..errors import AudioError, OutputError
 from ._encode_audio import _AudioPump, _AudioTrack, _FileAudio, _waveform_pump
 from ..types import Frame, Waveform
 
 __all__ = ["VideoWriter", "cleanup_stale_temp_files"]
 
-TEMP_MARKER = ".lipsync-tmp-"
 DEFAULT_CRF = 18
 DEFAULT_PRESET = "superfast"
 DEFAULT_X264_PARAMS = "mbtree=1:rc-lookahead=10"
 """Added to the preset (x264's ``key=value:…`` syntax); see the module docstring."""
 LOSSLESS_PIX_FMT = "bgr0"
-_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-
-
-_ORPHAN_GRACE_S = 5.0
-_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
-
-
-def _try_lock(handle: IO[bytes]) -> bool | None:
-    """Take the exclusive advisory lock of an open file: True taken, False held elsewhere, None
-    when locks are not available (Windows, some network file systems)."""
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-    return True
-
-
-def _orphaned(path: str, name: str) -> bool | None:
-    """True when no writer holds the temporary file's lock (the process that made it is gone),
-    False when one does, None when it cannot be told (no locks here, or the file is this
-    process's: where locks are emulated per process, as on NFS, taking it would succeed)."""
-    if name.split(TEMP_MARKER, 1)[1].startswith(f"{os.getpid()}-"):
-        return None
-    try:
-        with open(path, "rb") as handle:
-            return _try_lock(handle)
-    except OSError:
-        return None
-
-
-def cleanup_stale_temp_files(directory: str | os.PathLike[str], older_than_s: float = 3600) -> int:
-    """Delete ``.*.lipsync-tmp-*`` files left in ``directory`` by crashed runs; return how many.
-
-    A writer holds a lock on its temporary file until it is done, and the system drops the lock
-    when the process dies, however it dies: an unlocked temporary file is a crash's leftover,
-    a locked one is a write in progress (in any process) and is never touched. Where this
-    cannot be told (no file locks), files untouched for ``older_than_s`` go. Files younger
-    than a few seconds are always left alone (a writer that is just starting). Every
-    ``VideoWriter`` calls this on its output folder.
-    """
-    now = time.time()
-    removed = 0
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return 0
-    for entry in entries:
-        if not (entry.name.startswith(".") and TEMP_MARKER in entry.name):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            age = now - entry.stat().st_mtime
-            if age <= _ORPHAN_GRACE_S:
-                continue
-            orphaned = _orphaned(entry.path, entry.name)
-            if orphaned or (orphaned is None and age > older_than_s):
-                os.remove(entry.path)
-                removed += 1
-        except OSError:
-            continue  # another process removed it first, or it is not ours to delete
-    return removed
-
-
-def _output_error(path: Path, action: str, exc: BaseException) -> OutputError:
-    """One sentence for a failed write, telling a full disk apart from the other causes."""
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return OutputError(f"The disk is full while {action} {path}; free some space or write to another folder.")
-    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"Permission denied while {action} {path}; choose a folder you can write to.")
-    return OutputError(f"Failed while {action} {path} ({exc}); check the output folder and free disk space.")
-
-
-def _temp_name(final: Path) -> str:
-    """``.<stem>.lipsync-tmp-<pid>-<random><suffix>``, the stem shortened so the name stays
-    within the 255-byte limit when the final name is already close to it."""
-    tail = f"{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}{final.suffix}"
-    stem = final.stem
-    while len(os.fsencode(f".{stem}{tail}")) > _NAME_MAX and len(stem) > 1:
-        stem = stem[:-1]
-    return f".{stem}{tail}"
 
 
 def _reserve_temp(final: Path) -> tuple[Path, IO[bytes]]:
-    """Create the parent folder and an exclusive temporary file beside ``final``, locked.
-
-    Same folder so ``os.replace`` is an atomic rename on one filesystem; the suffix is kept so
-    tools that sniff the extension still recognise the file. The open handle holds the lock
-    that tells ``cleanup_stale_temp_files`` the file is in use; close it when done.
-    """
+    """Create the parent folder and an exclusive temporary file beside ``final``, locked
+    (``atomic.reserve_temp``), with the writer's sentences for what can fail."""
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         is_folder = final.is_dir()
@@ -150,13 +59,10 @@ def _reserve_temp(final: Path) -> tuple[Path, IO[bytes]]:
         raise _output_error(final.parent, "creating the output folder", exc) from exc
     if is_folder:
         raise OutputError(f"Cannot write {final}: a folder has that name; choose another file name.")
-    temp = final.parent / _temp_name(final)
     try:
-        handle = open(temp, "xb")  # noqa: SIM115 - held open for the writer's lifetime
+        return atomic.reserve_temp(final)
     except OSError as exc:
         raise _output_error(final, "creating a temporary file for", exc) from exc
-    _try_lock(handle)
-    return temp, handle
 
 
 class VideoWriter:
@@ -190,10 +96,8 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         self._metadata = dict(metadata or {})
-        self.fps = Fraction(fps).limit_denominator(1_000_000) if isinstance(fps, float) else Fraction(fps)
-        if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self._format = _CONTAINERS.get(self.path.suffix.lower())
+        self.fps = frame_rate(fps)
+        self._format = OUTPUT_CONTAINERS.get(self.path.suffix.lower())
         if self._format is None or (lossless and self._format != "matroska"):
             wanted = ".mkv" if lossless else ".mp4 (or .mov/.mkv)"
             raise OutputError(f"Cannot write {self.path}: use a {wanted} file name for this output.")
@@ -322,8 +226,7 @@ class VideoWriter:
             self._container.mux(self._video.encode(None))
             self._container.close()
             self._container = None
-            os.replace(self._temp, self.path)
-            self._lock.close()
+            atomic.commit(self._temp, self.path, self._lock)
         except AudioError:
             self.abort()
             raise
@@ -348,8 +251,4 @@ class VideoWriter:
                 pass  # we are throwing the file away; a failing trailer does not matter
             self._container = None
         self._close_audio()
-        try:
-            os.remove(self._temp)
-        except OSError:
-            pass  # already gone, or undeletable: cleanup_stale_temp_files catches it later
-        self._lock.close()
+        atomic.discard(self._temp, self._lock)

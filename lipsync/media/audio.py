@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import AudioError
+from .formats import frame_rate
 from ..types import Waveform
 
 __all__ = [  # noqa: RUF022 - grouped by stage
@@ -352,14 +353,6 @@ def melspectrogram(wav16k: np.ndarray, *, chunk_frames: int = _CHUNK_FRAMES) -> 
 
 # --- windows per frame
 
-def _as_fraction(fps: Fraction | float | int) -> Fraction:
-    """Exact frame rate: Fractions and ints as given, floats snapped to the nearest 1/100000."""
-    frac = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(100000)
-    if frac <= 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    return frac
-
-
 def window_starts(
     n_frames: int, fps: Fraction | float, *, offset_ms: float = 0.0, first_frame: int = 0
 ) -> npt.NDArray[np.int64]:
@@ -369,7 +362,7 @@ def window_starts(
     in integer arithmetic: no float rounding, no wrap after hours of audio (offset_ms is taken
     to the microsecond).
     """
-    f = _as_fraction(fps)
+    f = frame_rate(fps)
     off = Fraction(offset_ms).limit_denominator(1000) * Fraction(2, 25)  # mel columns
     p, q, a, b = f.numerator, f.denominator, off.numerator, off.denominator
     last = first_frame + max(n_frames, 0)
@@ -446,5 +439,5 @@ def mel_windows(
 
 def frame_count_for_audio(num_samples_16k: int, fps: Fraction | float) -> int:
     """Video frames needed to cover the whole audio: ceil(duration * fps), exactly, at least 1."""
-    frames = Fraction(int(num_samples_16k), MODEL_RATE) * _as_fraction(fps)
+    frames = Fraction(int(num_samples_16k), MODEL_RATE) * frame_rate(fps)
     return max(1, math.ceil(frames))

@@ -22,13 +22,9 @@ import av
 import cv2
 import numpy as np
 
-from ._encode import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
-    TEMP_MARKER,
-    VideoWriter,
-    cleanup_stale_temp_files,
-)
+from ._encode import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
+from .atomic import TEMP_MARKER, cleanup_stale_temp_files
+from .formats import STILL_SUFFIXES, frame_rate, nominal_rate
 from . import _seek
 from ..errors import VideoError
 from ..types import Frame, VideoInfo
@@ -46,7 +42,6 @@ __all__ = [
     "probe",
 ]
 
-STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 DEFAULT_STILL_FPS = Fraction(25)
 _REDO = "re-export or re-download it (MP4/H.264 is the safest choice)"
 
@@ -150,23 +145,11 @@ def _decoded(container: av.container.InputContainer, stream: av.VideoStream, pat
         raise _error(path, f"the file is cut off in the middle of frame {packets}", _REDO)
 
 
-def _standard_rate(rate: Fraction) -> Fraction:
-    """``rate``, or the N·1000/1001 or whole-number rate within 0.05 % of it.
-
-    An MP4's average rate is frames / duration, and the duration counts the last frame's own
-    duration, which muxers and phones set loosely: a 25 fps clip can average 240000/9601.
-    """
-    for nominal in (Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001), Fraction(round(rate))):
-        if nominal > 0 and abs(rate / nominal - 1) <= Fraction(1, 2000):
-            return nominal
-    return rate
-
-
 def _frame_rate(stream: av.VideoStream) -> Fraction:
     """The exact rate (e.g. 30000/1001): the average rate, else FFmpeg's guess, else 25."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate is not None and rate > 0:
-            return _standard_rate(Fraction(rate))
+            return nominal_rate(Fraction(rate))
     return DEFAULT_STILL_FPS
 
 
@@ -272,7 +255,7 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_F
     name = _check_file(path)
     if is_still_image(name):
         image = _read_still(name)
-        rate = Fraction(fps)
+        rate = frame_rate(fps)
         return VideoInfo(
             path=name, width=image.shape[1], height=image.shape[0], fps=rate, frame_count=1,
             duration=float(1 / rate), codec=Path(name).suffix.lower().lstrip("."), is_still=True,

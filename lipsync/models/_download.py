@@ -1,9 +1,11 @@
-"""Fetch a small model file once, safely, into a models folder.
+"""Fetch a model file once, safely, into a models folder: the one download implementation.
 
 Why this exists: the YuNet face detector (~230 KB, MIT) is not shipped with the package; it is
-downloaded on first use. A download must never leave a half-written or tampered file under the
-final name (the next run would trust it), so it goes to a temporary file in the target folder,
-is checked against a known sha256, and is renamed into place atomically (``os.replace``).
+downloaded on first use, and the Wav2Lip weights on request (``lipsync.models.wav2lip.fetch``).
+What may be fetched is listed in ``lipsync.models.registry``. A download must never leave a
+half-written or tampered file under the final name (the next run would trust it), so it goes to
+a temporary file in the target folder, is checked against a known sha256, and is renamed into
+place atomically (``lipsync.media.atomic``).
 
 Offline machines get one sentence that says which file, from where, and where to put it by hand.
 """
@@ -12,46 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ModelError
+from ..media.atomic import atomic_path
+from .registry import REGISTRY, RemoteFile, remote_file
 
-__all__ = ["REGISTRY", "RemoteFile", "download", "ensure_file"]
+__all__ = ["REGISTRY", "RemoteFile", "download", "ensure_file", "sha256_of"]
 
 _CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file the library may fetch: where from, what it must hash to, and under which licence."""
-
-    filename: str
-    url: str
-    sha256: str | None
-    """Expected hex digest; None only for files whose digest is not pinned (then not checked)."""
-    size: int | None
-    license: str
-
-
-REGISTRY: dict[str, RemoteFile] = {
-    # Digest and size from the Git LFS pointer of opencv_zoo's file (one version since
-    # "update yunet to v2", June 2023). The model is MIT licensed (libfacedetection.train).
-    "yunet_2023mar": RemoteFile(
-        filename="face_detection_yunet_2023mar.onnx",
-        url=(
-            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-            "face_detection_yunet_2023mar.onnx"
-        ),
-        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-        size=232589,
-        license="MIT",
-    ),
-}
 
 
 def ensure_file(key: str, folder: str | os.PathLike[str]) -> Path:
@@ -60,9 +34,7 @@ def ensure_file(key: str, folder: str | os.PathLike[str]) -> Path:
     An existing file is trusted when its size matches (hashing on every start is not worth it
     for files that were verified when they were written).
     """
-    if key not in REGISTRY:
-        raise ModelError(f"Unknown model file {key!r}; known: {', '.join(sorted(REGISTRY))}.")
-    spec = REGISTRY[key]
+    spec = remote_file(key)
     dest = Path(folder).expanduser() / spec.filename
     if dest.is_file() and (spec.size is None or dest.stat().st_size == spec.size):
         return dest
@@ -85,26 +57,18 @@ def download(
     target = Path(dest).expanduser()
     by_hand = f"download it by hand from {url} and save it as {target}"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent
-        )
+        with atomic_path(target) as temp:
+            with open(temp, "wb") as out:
+                digest = _copy_url(url, out, timeout, target, by_hand)
+            if sha256 is not None and digest != sha256.lower():
+                raise ModelError(
+                    f"The download of {target.name} from {url} has sha256 {digest}, expected "
+                    f"{sha256.lower()}, so it was not kept; retry later or {by_hand}."
+                )
     except OSError as exc:
         raise ModelError(
             f"Cannot write {target.name} into {target.parent} ({exc}); {by_hand}."
         ) from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _copy_url(url, out, timeout, target, by_hand)
-        if sha256 is not None and digest != sha256.lower():
-            raise ModelError(
-                f"The download of {target.name} from {url} has sha256 {digest}, expected "
-                f"{sha256.lower()}, so it was not kept; retry later or {by_hand}."
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -127,3 +91,12 @@ def _copy_url(url: str, out: BinaryIO, timeout: float, target: Path, by_hand: st
             f"{by_hand}."
         ) from exc
     return hasher.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

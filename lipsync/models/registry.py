@@ -1,89 +1,94 @@
-"""Getting the published Wav2Lip weights into ``<models>/wav2lip/`` on a machine with internet.
+"""The one registry of files the library may download: where from, what they must hash to,
+how big they are, under which licence, and where they go inside a models folder.
 
-The authors' own links moved more than once (upstream issue #739); the default source is a
-community mirror on Hugging Face, and ``url=`` (or ``$LIPSYNC_WAV2LIP_URL``) points elsewhere.
-The download is atomic (``lipsync.models._download``) and then checked the way every checkpoint is:
-read with ``weights_only=True`` and matched against the architecture; a file that fails is
-deleted. The only published digest comes from a third-party script and is not verified here,
-so a different digest is a warning that names both, not a refusal.
+Only files with a known source are listed: the YuNet face detector (fetched on first use by
+``lipsync.faces``) and the published Wav2Lip weights (``python -m lipsync download``). The face
+restorers (GFPGAN, RestoreFormer, CodeFormer) are put in place by hand: see
+``lipsync.restore.RESTORE_HELP``.
 
-The weights were trained on LRS2 and are for research / non-commercial use only.
+The Wav2Lip authors' own links moved more than once (upstream issue #739); their source here is a
+community mirror on Hugging Face. The only digest published for them comes from a third-party
+script and is not verified, so it is ``listed_sha256`` (a mismatch is a warning) and not
+``sha256`` (a mismatch is a refusal). Getting the files: ``lipsync.models._download``
+(``ensure_file``, ``download``) and ``lipsync.models.wav2lip.fetch`` (``fetch_wav2lip``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-from ._download import download
-from .wav2lip.checkpoint import read_state_dict
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 
-__all__ = ["WEIGHTS", "WeightsInfo", "fetch_wav2lip", "sha256_of"]
+__all__ = ["LICENCE_NOTE", "REGISTRY", "WEIGHTS", "RemoteFile", "remote_file"]
 
 
 @dataclass(frozen=True)
-class WeightsInfo:
+class RemoteFile:
+    """A file the library may fetch: where from, what it must hash to, and under which licence."""
+
     filename: str
     url: str
     sha256: str | None
-    """Digest listed by a third party; a mismatch is reported, not fatal."""
-    about: str
+    """Expected hex digest; None only for files whose digest is not pinned (then not checked)."""
+    size: int | None
+    """Bytes; None when not pinned (then any existing file is trusted)."""
+    license: str
+    folder: str = ""
+    """Where the file goes, relative to the models folder (``facedetect``, ``wav2lip``)."""
+    note: str = ""
+    """What the file is for, in a few words (shown to users choosing one)."""
+    listed_sha256: str | None = None
+    """A digest published by a third party, not verified by this project: a mismatch is reported,
+    not fatal."""
 
 
-_MIRROR = "https://huggingface.co/Nekochu/Wav2Lip/resolve/main/"
+_WAV2LIP_MIRROR = "https://huggingface.co/Nekochu/Wav2Lip/resolve/main/"
+_WAV2LIP_LICENCE = "research and non-commercial use only (trained on LRS2)"
 
-WEIGHTS: dict[str, WeightsInfo] = {
-    "wav2lip_gan": WeightsInfo(
-        "wav2lip_gan.pth",
-        _MIRROR + "wav2lip_gan.pth",
-        "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8",
-        "better visual quality (~436 MB)",
+REGISTRY: dict[str, RemoteFile] = {
+    # Digest and size from the Git LFS pointer of opencv_zoo's file (one version since
+    # "update yunet to v2", June 2023). The model is MIT licensed (libfacedetection.train).
+    "yunet_2023mar": RemoteFile(
+        filename="face_detection_yunet_2023mar.onnx",
+        url=(
+            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+            "face_detection_yunet_2023mar.onnx"
+        ),
+        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        size=232589,
+        license="MIT",
+        folder="facedetect",
+        note="YuNet face detector (~230 KB), downloaded on first use",
     ),
-    "wav2lip": WeightsInfo("wav2lip.pth", _MIRROR + "wav2lip.pth", None, "more accurate sync (~436 MB)"),
+    "wav2lip_gan": RemoteFile(
+        filename="wav2lip_gan.pth",
+        url=_WAV2LIP_MIRROR + "wav2lip_gan.pth",
+        sha256=None,
+        size=None,
+        license=_WAV2LIP_LICENCE,
+        folder="wav2lip",
+        note="better visual quality (~436 MB)",
+        listed_sha256="ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8",
+    ),
+    "wav2lip": RemoteFile(
+        filename="wav2lip.pth",
+        url=_WAV2LIP_MIRROR + "wav2lip.pth",
+        sha256=None,
+        size=None,
+        license=_WAV2LIP_LICENCE,
+        folder="wav2lip",
+        note="more accurate sync (~436 MB)",
+    ),
 }
+
+WEIGHTS: dict[str, RemoteFile] = {key: REGISTRY[key] for key in ("wav2lip_gan", "wav2lip")}
+"""The Wav2Lip checkpoints ``python -m lipsync download`` offers, the default first."""
 
 LICENCE_NOTE = "The Wav2Lip weights are for research and non-commercial use only (trained on LRS2)."
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fetch_wav2lip(name: str, models_dir: str | os.PathLike[str], *, url: str | None = None) -> Path:
-    """Download the checkpoint ``name`` (``wav2lip_gan`` or ``wav2lip``) into ``models_dir/wav2lip``.
-
-    An existing file is kept. Raises ``ModelError`` offline, naming the URL and where to put the
-    file by hand.
-    """
-    if name not in WEIGHTS:
-        raise InputError(f"Unknown weights {name!r}: choose one of {', '.join(WEIGHTS)}.")
-    info = WEIGHTS[name]
-    dest = Path(models_dir).expanduser() / "wav2lip" / info.filename
-    if dest.is_file():
-        return dest
-    source = url or os.environ.get("LIPSYNC_WAV2LIP_URL") or info.url
-    try:
-        download(source, dest, timeout=120.0)
-    except ModelError as exc:
-        raise ModelError(f"{exc} {LICENCE_NOTE}") from exc
-    try:
-        read_state_dict(dest)
-    except ModelError:
-        dest.unlink(missing_ok=True)
-        raise
-    digest = sha256_of(dest)
-    if info.sha256 and source == info.url and digest != info.sha256:
-        warnings.warn(
-            f"{info.filename} has sha256 {digest}; a third-party list gives {info.sha256}. "
-            f"It loaded as a valid Wav2Lip checkpoint, so it was kept.",
-            stacklevel=2,
-        )
-    return dest
+def remote_file(key: str) -> RemoteFile:
+    """The registry entry ``key``; ModelError listing the known keys when there is none."""
+    if key not in REGISTRY:
+        raise ModelError(f"Unknown model file {key!r}; known: {', '.join(sorted(REGISTRY))}.")
+    return REGISTRY[key]

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Union
 
 from ...errors import InputError
+from ...media.formats import AUDIO_SUFFIXES, OUTPUT_SUFFIXES
+from ...media.formats import FOLDER_VIDEO_SUFFIXES as VIDEO_SUFFIXES
 from ...types import Waveform
 
 __all__ = [
@@ -37,11 +39,6 @@ __all__ = [
     "resolve_inside",
 ]
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
-"""What a folder contributes as videos (still images count only when listed or globbed)."""
-AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".aif", ".aiff"})
-"""What a folder contributes as audios."""
-OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
 _GLOB_CHARS = frozenset("*?[")
 Roots = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
 """One allowed folder, or several (relative paths are taken from the first)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...errors import OutputError
+from ...media.atomic import atomic_path, atomic_write_bytes
 
 __all__ = [
     "CSV_COLUMNS",
@@ -54,17 +55,10 @@ class ItemResult:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise OutputError(f"Cannot write {path} ({exc.strerror or exc}); check the folder and the free space.") from exc
-    finally:
-        temp.unlink(missing_ok=True)  # gone already when the rename succeeded
 
 
 def _write_reports(out_dir: Path, results: list[ItemResult], seconds: float) -> tuple[Path, Path]:
@@ -99,15 +93,11 @@ def write_zip(zip_path: Path, files: Sequence[Path]) -> Path:
     """A zip of ``files`` under their plain names, written beside and renamed when complete.
     Videos are stored (already compressed), reports deflated."""
     members = [(path, _member_name(path.name)) for path in files]
-    temp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.ZipFile(temp, "w") as archive:
+        with atomic_path(zip_path) as temp, zipfile.ZipFile(temp, "w") as archive:
             for path, name in members:
                 method = zipfile.ZIP_DEFLATED if path.suffix in (".json", ".csv") else zipfile.ZIP_STORED
                 archive.write(path, name, compress_type=method)
-        os.replace(temp, zip_path)
     except OSError as exc:
         raise OutputError(f"Cannot write {zip_path} ({exc}); check the folder and free disk space.") from exc
-    finally:
-        temp.unlink(missing_ok=True)  # gone already when the rename succeeded
     return zip_path

@@ -1,8 +1,9 @@
 """Loading Wav2Lip weights safely: ``.pth`` (pickle, read with ``weights_only=True``),
 ``.safetensors``, and the ONNX conversions people download (through onnxruntime).
 
-Nothing here executes what a file contains: torch's weights-only unpickler refuses any pickle
-that would build arbitrary objects, and safetensors/ONNX are data formats.
+Nothing here executes what a file contains: the reading is ``lipsync.models.safe_load`` (torch's
+weights-only unpickler refuses any pickle that would build arbitrary objects, and safetensors/ONNX
+are data formats); this module adds what is Wav2Lip's own: the layout and the architecture check.
 
 The published ``wav2lip.pth`` / ``wav2lip_gan.pth`` are legacy (non-zip) pickles holding
 ``{"state_dict": {"module.<key>": tensor}, "optimizer": ..., ...}``. ``weights_only=True``
@@ -12,9 +13,6 @@ reads that format; ``mmap=True`` would not, so it is not used.
 from __future__ import annotations
 
 import os
-import pickle
-import struct
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from typing import Any
 import torch
 
 from ...errors import DependencyError, ModelError
+from ...media.atomic import atomic_path
+from ..safe_load import load_weights, require_file
 from .network import Wav2Lip
 
 __all__ = [
@@ -43,85 +43,6 @@ CHECKPOINT_HELP = (
 )
 
 
-# A torch checkpoint is a zip archive (torch >= 1.6) or a legacy pickle (protocol 2+ starts with
-# the PROTO opcode 0x80). Anything else (a web page saved instead of the file, a Git LFS pointer,
-# an ONNX model renamed .pth) is reported as "not a checkpoint", not as an unsafe pickle.
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_PROTO = 0x80
-
-# What the weights-only unpickler and the legacy reader raise on bytes that are cut short or
-# garbled (struct.error, IndexError and KeyError come from reading a half-written pickle).
-_CORRUPT_ERRORS = (
-    EOFError,
-    RuntimeError,
-    zipfile.BadZipFile,
-    ValueError,
-    OSError,
-    IndexError,
-    KeyError,
-    TypeError,
-    AssertionError,
-    struct.error,
-)
-
-
-def _corrupt(path: Path, detail: str) -> ModelError:
-    return ModelError(
-        f"Cannot read {path.name} ({path.stat().st_size:,} bytes): the file is truncated or corrupt "
-        f"({detail}). Download it again. {CHECKPOINT_HELP}"
-    )
-
-
-def _first_bytes(path: Path, n: int = 16) -> bytes:
-    with path.open("rb") as f:
-        return f.read(n)
-
-
-def _is_refusal(exc: pickle.UnpicklingError) -> bool:
-    """True when the weights-only unpickler refused an object-building instruction; False when it
-    met an opcode that no pickle has (garbage bytes)."""
-    text = str(exc)
-    return not ("Unsupported operand" in text or "String is too long" in text)
-
-
-def _load_pickle(path: Path) -> Any:
-    head = _first_bytes(path)
-    if _ZIP_MAGIC.startswith(head):
-        raise _corrupt(path, "it ends within its first bytes")
-    if not (head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTO):
-        shown = head.decode("ascii", "replace").replace("\n", " ").strip()
-        raise _corrupt(
-            path, f"not a PyTorch checkpoint: it starts with {shown!r}, perhaps an error page saved instead"
-        )
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not _is_refusal(exc):
-            raise _corrupt(path, "UnpicklingError: invalid data") from exc
-        raise ModelError(
-            f"Refused to load {path.name}: it is not a plain weights file (its pickle asks to "
-            f"build objects or run code, which safe loading does not allow). Use the original "
-            f"checkpoint, or convert a trusted one to .safetensors."
-        ) from exc
-    except _CORRUPT_ERRORS as exc:
-        first_line = str(exc).splitlines()[0] if str(exc).strip() else "the data ends early"
-        kind = "struct.error" if isinstance(exc, struct.error) else type(exc).__name__
-        raise _corrupt(path, f"{kind}: {first_line}") from exc
-
-
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(
-            f"Cannot read {path.name}: not a valid .safetensors file ({exc}). Download or "
-            f"convert it again."
-        ) from exc
-
-
 def _unwrap(obj: Any, name: str) -> dict[str, torch.Tensor]:
     """The generator's tensors: under ``state_dict`` (the published layout) or at the top level,
     with DataParallel's ``module.`` prefix stripped."""
@@ -141,12 +62,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     Raises ``ModelError`` with a sentence when the file is missing, truncated, unsafe, or holds
     another architecture (SyncNet, the GAN discriminator, a 256/288/384 px variant, an image model).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"Wav2Lip checkpoint not found: {p}. {CHECKPOINT_HELP}")
-    if p.stat().st_size == 0:
-        raise ModelError(f"Wav2Lip checkpoint {p.name} is empty (0 bytes). Download it again. {CHECKPOINT_HELP}")
-    raw = _load_safetensors(p) if p.suffix.lower() == ".safetensors" else _load_pickle(p)
+    p = require_file(path, "Wav2Lip checkpoint", CHECKPOINT_HELP)
+    raw = load_weights(p, "checkpoint", CHECKPOINT_HELP)
     state = _unwrap(raw, p.name)
     problem = describe_mismatch(state)
     if problem:
@@ -197,7 +114,7 @@ def describe_mismatch(state: Mapping[str, torch.Tensor]) -> str:
 
 def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None) -> Path:
     """Write the generator weights of ``src`` as ``.safetensors`` (no optimizer state: ~145 MB
-    instead of ~436 MB). Atomic: a temporary file is renamed when complete."""
+    instead of ~436 MB). Atomic (``lipsync.media.atomic``): a temporary file is renamed when complete."""
     from safetensors.torch import save_file
 
     source = Path(src)
@@ -208,12 +125,10 @@ def convert_to_safetensors(src: str | os.PathLike[str], dst: str | os.PathLike[s
         # The loaders choose the format by suffix: a .pth holding safetensors could not be read back.
         raise ModelError(f"Name the converted file .safetensors, not {target.name}.")
     state = {k: v.contiguous() for k, v in read_state_dict(source).items()}
-    tmp = target.with_name(f".{target.name}.lipsync-tmp-{os.getpid()}")
     try:
-        save_file(state, str(tmp), metadata={"format": "pt", "architecture": "wav2lip-96"})
-        os.replace(tmp, target)
+        with atomic_path(target) as temp:
+            save_file(state, str(temp), metadata={"format": "pt", "architecture": "wav2lip-96"})
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ModelError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
     return target
 
