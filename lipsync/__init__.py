@@ -5,7 +5,10 @@ the names that need them.
 
     from lipsync import LipSyncOptions, lipsync_video, load_generator
     gen = load_generator("models/wav2lip/wav2lip_gan.pth")
-    lipsync_video("talk.mp4", "new_voice.wav", "out.mp4", gen, LipSyncOptions())
+    lipsync_video("talk.mp4", "new_voice.wav", "out.mp4", gen, LipSyncOptions.of(missing_face="hold"))
+
+The layers (``lipsync.options`` settings by concern ← ``media`` ← ``models`` ← ``faces`` ←
+``composite``/``restore`` ← ``engine`` ← ``cli``) are described in ../shared/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -24,28 +27,53 @@ from .errors import (
     OutputError,
     VideoError,
 )
+from .options import (
+    CompositeOptions,
+    EncodeOptions,
+    FaceOptions,
+    LipSyncOptions,
+    ModelOptions,
+    RestoreOptions,
+    RunOptions,
+    SourceOptions,
+    SyncOptions,
+)
 from .types import Box, Detection, FaceFrame, VideoInfo, Waveform
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "LipSyncOptions": "engine.lipsync",
+    "AudioFeatures": "models.base",
+    "CropSpec": "models.base",
+    "Generator": "models.base",
     "LipSyncResult": "engine.lipsync",
     "lipsync_video": "engine.lipsync",
     "prepare_audio": "engine.lipsync",
+    "SegmentResult": "engine.segment",
+    "revoice_segment": "engine.segment",
+    "run_batch": "engine.batch.run",
     "load_generator": "models.wav2lip.generator",
+    "convert_to_safetensors": "models.wav2lip.checkpoint",
     "load_audio": "media.audio",
     "probe": "media.video",
     "iter_frames": "media.video",
     "VideoWriter": "media.video",
     "create_detector": "faces",
-    "convert_to_safetensors": "models.wav2lip.checkpoint",
 }
 
 __all__ = sorted(
     [
         "AudioError",
         "Box",
+        "CompositeOptions",
+        "EncodeOptions",
+        "FaceOptions",
+        "LipSyncOptions",
+        "ModelOptions",
+        "RestoreOptions",
+        "RunOptions",
+        "SourceOptions",
+        "SyncOptions",
         "Cancelled",
         "DependencyError",
         "Detection",
