@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib
 import json
+from contextlib import contextmanager
 from dataclasses import fields
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 import workflow_check
 from fakehost import REPO, host  # noqa: F401  (host is a fixture)
 
@@ -204,3 +206,51 @@ def test_templates_and_their_api_twins_carry_every_widget(host, name: str) -> No
             slots = workflow_check.widget_slots(info[node["type"]])
             assert len(node["widgets_values"]) == len(slots), (name, node["type"])
             assert set(prompt[str(node["id"])]["inputs"]) == set(api[str(node["id"])]["inputs"]), (name, node["id"])
+
+
+class Reached(Exception):
+    """Raised by a stand-in for the library's job function once it has the options."""
+
+
+@pytest.mark.parametrize(("node_id", "module", "job"), [
+    ("ReSyncLipSyncVideo", "nodes.lipsync", "lipsync_video"),
+    ("ReSyncRevoiceSegment", "nodes.segment", "revoice_segment"),
+    ("ReSyncLipSyncBatch", "nodes.batch", "run_batch"),
+])
+def test_appended_settings_reach_the_job(host, monkeypatch: pytest.MonkeyPatch, node_id: str, module: str,
+                                         job: str) -> None:
+    node_module = pack_module(host, module)
+    job_options = pack_module(host, "lipsync.options").LipSyncOptions
+    seen: list[Any] = []
+
+    def stand_in(*args: Any, **_: Any) -> None:
+        seen.extend(a for a in args if isinstance(a, job_options))
+        raise Reached
+
+    @contextmanager
+    def some_video(video: str, video_input: Any):
+        yield "clip.mp4"
+
+    monkeypatch.setattr(node_module, job, stand_in)
+    if hasattr(node_module, "video_file"):
+        monkeypatch.setattr(node_module, "video_file", some_video)
+        monkeypatch.setattr(node_module, "probe", lambda path: SimpleNamespace(width=64, height=48))
+    if hasattr(node_module, "batch_items"):
+        monkeypatch.setattr(node_module, "batch_items", lambda *args: [])
+    restorers = host.models / "facerestore_models"
+    restorers.mkdir(parents=True, exist_ok=True)
+    (restorers / "face.pth").write_bytes(b"")
+    settings = {"pad_top": 3, "pad_right": 2, "smooth_window": 7, "resample": "bicubic", "smoothing": "reference"}
+    if node_id != "ReSyncLipSyncVideo":  # Lip-Sync Video places the restorer through the host (test_restore)
+        settings |= {"restore_model": "face.pth", "restore_strength": 0.5, "face": "index", "face_index": 1}
+    inputs = {"model": SimpleNamespace(name="tiny", generator=lambda: None), **settings}
+    if node_id != "ReSyncLipSyncBatch":
+        inputs["audio"] = {"waveform": torch.zeros((1, 1, 1600)), "sample_rate": 16000}
+    with pytest.raises(Reached):
+        host.run(node_id, **inputs)
+    (opts,) = seen
+    assert opts.faces.pads == (3, 10, 0, 2) and opts.faces.smooth_window == 7 and opts.faces.smoothing == "reference"
+    assert opts.composite.resample == "bicubic"
+    if node_id != "ReSyncLipSyncVideo":
+        assert opts.restore.restore == str(restorers / "face.pth") and opts.restore.restore_strength == 0.5
+        assert (opts.faces.face_choice, opts.faces.face_index) == ("index", 1)
