@@ -6,7 +6,9 @@ One place maps a field of an options class (``lipsync.options``) to its widget(s
     Literal (choices=...)          Combo of the choices           the choice
     bool / int / float             Boolean / Int / Float          the number
     float | None   (fps)           Float, 0 = None                0 -> None
-    str | None     (restore)       Combo "none" + host's files    "none" -> None
+    str | None     (restore)       Combo "none" + the listed      "none" -> None
+                                   options (the host's files);
+                                   without options a String       "" -> None
     Box | None     (box)           String "top, bottom, ..."      parse_box, "" -> None
     tuple[int, ...] (pads)         one Int per element            the tuple
 
@@ -52,7 +54,8 @@ NONE = "none"
 """The combo entry that stands for None (no restorer)."""
 
 INT_MAX = 10_000_000
-"""The max of an Int widget whose field has none (the frontend caps an INT without max at 2048)."""
+"""The max of an Int widget whose field has none (ComfyUI's frontend gives an INT without a max
+a max of 2048, too few for frame counts)."""
 
 Overrides = Mapping[str, Mapping[str, Any]]
 """Per widget (by the name the field gives it): ``name`` (the input's name on this node),
@@ -108,13 +111,6 @@ def _kind(group: type, f: Field[Any]) -> tuple[str, bool]:
         if hint is cls:
             return kind, nullable
     raise TypeError(f"{group.__name__}.{f.name}: no widget for the type {hint!r}")
-
-
-def _field(group: type, name: str) -> Field[Any]:
-    for f in fields(group):
-        if f.name == name:
-            return f
-    raise KeyError(f"{group.__name__} has no field {name!r}")
 
 
 def _own_names(f: Field[Any]) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ from typing import Any
 
 from comfy_api.latest import io, ui
 
-from ..lipsync.errors import InputError
 from ..lipsync.engine.lipsync import lipsync_video
 from ..lipsync.media.video import probe
 from ..lipsync.options import (
