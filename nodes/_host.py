@@ -1,4 +1,4 @@
-"""Every use of the host's own modules (folder_paths, comfy.*), behind small functions.
+"""Every use of the host's own modules (folder_paths, comfy.*, server), behind small functions.
 
 The node modules import ``comfy_api.latest`` for their schemas; everything else they need from
 ComfyUI comes through here, imported on first use, so the surface the pack depends on is in one
@@ -23,6 +23,8 @@ __all__ = [
     "progress_bar",
     "register_model_folders",
     "save_path",
+    "should_stop",
+    "show_text",
     "video_from_file",
 ]
 
@@ -84,6 +86,24 @@ def load_patcher(patcher: Any) -> Any:
 def check_interrupt() -> None:
     """Raise the host's InterruptProcessingException when the user pressed Cancel."""
     model_management().throw_exception_if_processing_interrupted()
+
+
+def should_stop() -> bool:
+    """The library's ``should_stop`` callback: raises the host's interrupt exception when Cancel
+    was pressed (so the job stops at once, leaving no output), else False."""
+    check_interrupt()
+    return False
+
+
+def show_text(text: str, node_id: Any) -> None:
+    """Show ``text`` on the running node (the host's progress text; hosts without it: nothing)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    send = getattr(getattr(PromptServer, "instance", None), "send_progress_text", None)
+    if send is not None and node_id is not None:
+        send(text, node_id)
 
 
 def progress_bar(total: int) -> Callable[[int, int], None]:

@@ -17,14 +17,38 @@ from comfy_api.latest import io
 from ..lipsync.media.audio import frame_count_for_audio, mel_windows, melspectrogram, to_model_rate
 from ..lipsync.errors import InputError
 from ..lipsync.engine.graph import MelFrames
-from ..lipsync.types import LengthPolicy, choices
+from ..lipsync.options import SourceOptions, SyncOptions
 from ._common import FPS_MAX, FPS_MIN, MEL, as_rate, category, fps_problem
 from ._convert import to_waveform
+from ._options import Uses, lipsync_options
 
 __all__ = ["AudioToMel"]
 
 
 class AudioToMel(io.ComfyNode):
+    USES = Uses(
+        groups=(SourceOptions, SyncOptions),
+        left={
+            "fps": "here the video's frame rate (required, from Load Video's fps), not the output-rate override "
+            "where 0 means the file's",
+            "frame_load_cap": "the frame selection is Load Video's; this node sees no frames",
+            "skip_first_frames": "the frame selection is Load Video's; this node sees no frames",
+            "select_every_nth": "the frame selection is Load Video's; this node sees no frames",
+        },
+        widgets={
+            "length_policy": {
+                "tooltip": "When the clip is longer than the frames batch: loop restarts (a visible jump), "
+                "pingpong plays backwards and forwards, freeze holds the last frame, trim stops at the last "
+                "frame (the clip gets shorter). auto = trim if the frames suffice, else pingpong."
+            },
+            "audio_offset_ms": {
+                "name": "offset_ms",
+                "tooltip": "Shift the sync in milliseconds: positive = the mouth moves later than the sound, "
+                "negative = earlier.",
+            },
+        },
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -51,17 +75,8 @@ class AudioToMel(io.ComfyNode):
                     tooltip="Frames in the lip-synced clip: 0 = cover the whole audio (ceil(seconds x fps)); "
                     "connect Load Video's frame_count to keep the video's length instead. Cost: 5 KB per frame.",
                 ),
-                io.Combo.Input(
-                    "length_policy", options=choices(LengthPolicy), default="auto",
-                    tooltip="When the clip is longer than the frames batch: loop restarts (a visible jump), "
-                    "pingpong plays backwards and forwards, freeze holds the last frame, trim stops at the last "
-                    "frame (the clip gets shorter). auto = trim if the frames suffice, else pingpong.",
-                ),
-                io.Float.Input(
-                    "offset_ms", default=0.0, min=-2000.0, max=2000.0, step=5.0,
-                    tooltip="Shift the sync in milliseconds: positive = the mouth moves later than the sound, "
-                    "negative = earlier.",
-                ),
+                *cls.USES.inputs(SourceOptions, ("length_policy",)),
+                *cls.USES.inputs(SyncOptions, ("audio_offset_ms",)),
             ],
             outputs=[
                 MEL.Output(display_name="mel", tooltip="Mel windows (frames, 80, 16) plus the fps and length policy.")
@@ -73,19 +88,15 @@ class AudioToMel(io.ComfyNode):
         return (fps_problem(fps) if fps is not None else None) or True
 
     @classmethod
-    def execute(
-        cls, audio: Any, fps: float, frame_count: int = 0, length_policy: str = "auto", offset_ms: float = 0.0
-    ) -> io.NodeOutput:
+    def execute(cls, audio: Any, fps: float, frame_count: int = 0, **settings: Any) -> io.NodeOutput:
         problem = fps_problem(fps)
         if problem:
             raise InputError(problem)
-        if length_policy not in choices(LengthPolicy):
-            allowed = ", ".join(choices(LengthPolicy))
-            raise InputError(f"Unknown length policy {length_policy!r}; choose one of: {allowed}.")
+        opts = lipsync_options(cls.USES, settings)
         rate = as_rate(fps)
         wav16 = to_model_rate(to_waveform(audio))
         audio_frames = frame_count_for_audio(len(wav16), rate)
         count = int(frame_count) or audio_frames
-        windows = mel_windows(melspectrogram(wav16), rate, count, offset_ms=float(offset_ms))
-        mel = MelFrames(windows, rate, length_policy, audio_frames, float(offset_ms))  # type: ignore[arg-type]
+        windows = mel_windows(melspectrogram(wav16), rate, count, offset_ms=opts.sync.audio_offset_ms)
+        mel = MelFrames(windows, rate, opts.source.length_policy, audio_frames, opts.sync.audio_offset_ms)
         return io.NodeOutput(mel)

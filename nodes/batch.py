@@ -42,15 +42,23 @@ from ..lipsync.engine.batch.run import (
     voice_digests,
 )
 from ..lipsync.errors import InputError, LipSyncError
-from ..lipsync.engine.lipsync import DEFAULT_BATCH_SIZE, LipSyncOptions
-from ..lipsync.types import CompositeMode, DetectorName, LengthPolicy, MissingFacePolicy, choices
+from ..lipsync.options import (
+    CompositeOptions,
+    FaceOptions,
+    RestoreOptions,
+    RunOptions,
+    SourceOptions,
+    SyncOptions,
+)
 from . import _host
 from ._common import WAV2LIP, category
 from ._convert import to_waveform
-from .faces import DETECTOR_TOOLTIP
+from ._options import Uses, lipsync_options
+from .lipsync import JOB_LEFT, JOB_WIDGETS
 from .model import Wav2LipModel
+from .restore import restorer_path
 
-__all__ = ["UI_KEY", "LipSyncBatch", "allowed_roots", "batch_items", "show_text"]
+__all__ = ["UI_KEY", "LipSyncBatch", "allowed_roots", "batch_items"]
 
 UI_KEY = "resync_batch"
 """The key of the batch's zip/report/summary in the node's UI output (read by web/resync_batch.js)."""
@@ -101,27 +109,10 @@ def _batch_folder(batch_name: str, key: str) -> Path:
     return resolve_inside(output, f"{name}_{key}")
 
 
-def _should_stop() -> bool:
-    _host.check_interrupt()  # raises the host's interrupt exception when Cancel was pressed
-    return False
-
-
 def _release() -> None:
     """Between items: free the frame buffers and let the host empty its cache; the model stays."""
     gc.collect()
     _host.model_management().soft_empty_cache()
-
-
-def show_text(text: str, node_id: Any) -> None:
-    """Show ``text`` on the running node (the host's progress text; hosts without it: nothing).
-    Belongs in ``_host`` with the other host imports."""
-    try:
-        from server import PromptServer
-    except ImportError:
-        return
-    send = getattr(getattr(PromptServer, "instance", None), "send_progress_text", None)
-    if send is not None and node_id is not None:
-        send(text, node_id)
 
 
 def _saved(path: Path) -> dict[str, str]:
@@ -146,7 +137,32 @@ def _ui(report: BatchReport) -> dict[str, list[Any]]:
     return ui
 
 
+_RESTORE_TOOLTIP = (
+    "A face restorer from models/facerestore_models (GFPGAN, RestoreFormer; CodeFormer with spandrel-extra-arches, "
+    "non-commercial) run on each generated face at 512 px, blended only inside the mouth mask. Costs a 512 px "
+    "network pass per frame, and loading the restorer once per item (the library loads it beside the host's models)."
+)
+
+
 class LipSyncBatch(io.ComfyNode):
+    USES = Uses(
+        groups=(SourceOptions, SyncOptions, FaceOptions, CompositeOptions, RestoreOptions, RunOptions),
+        left=JOB_LEFT,
+        widgets={
+            **JOB_WIDGETS,
+            "missing_face": {
+                "tooltip": "Frames without a face: passthrough, hold, interpolate, or fail (the item). A video "
+                "without any face always fails its item."
+            },
+            "batch_size": {
+                "tooltip": "Faces per network call: larger is faster on a GPU and takes more VRAM. Does not change "
+                "the result (a re-run with another value still resumes)."
+            },
+            "restore_model": {**JOB_WIDGETS["restore_model"], "tooltip": _RESTORE_TOOLTIP},
+        },
+        job=True,
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -170,19 +186,10 @@ class LipSyncBatch(io.ComfyNode):
                 io.String.Input("manifest", default="",
                                 tooltip="Instead of videos/audios: a .csv (header video,audio,output) or .json file in "
                                 "the input folder pairing each video with its audio; paths relative to it."),
-                io.Combo.Input("mode", options=choices(CompositeMode), default="mouth",
-                               tooltip="mouth: only the mouth and chin change, soft edges. reference: the whole "
-                               "box, as the original Wav2Lip."),
-                io.Combo.Input("detector", options=choices(DetectorName), default="auto", tooltip=DETECTOR_TOOLTIP),
-                io.Combo.Input("missing_face", options=choices(MissingFacePolicy), default="passthrough",
-                               tooltip="Frames without a face: passthrough, hold, interpolate, or fail (the item). A "
-                               "video without any face always fails its item."),
-                io.Combo.Input("length_policy", options=choices(LengthPolicy), default="auto",
-                               tooltip="Audio longer than the video: loop, pingpong or freeze the video (auto = "
-                               "pingpong); trim stops at the shorter of the two."),
-                io.Int.Input("batch_size", default=DEFAULT_BATCH_SIZE, min=1, max=512,
-                             tooltip="Faces per network call: larger is faster on a GPU and takes more VRAM. Does not "
-                             "change the result (a re-run with another value still resumes)."),
+                *cls.USES.inputs(CompositeOptions, ("mode",)),
+                *cls.USES.inputs(FaceOptions, ("detector", "missing_face")),
+                *cls.USES.inputs(SourceOptions, ("length_policy",)),
+                *cls.USES.inputs(RunOptions, ("batch_size",)),
                 io.String.Input("batch_name", default="ReSync/batch",
                                 tooltip="Output folder under ComfyUI's output folder; _<key> is added, the same "
                                 "for the same batch, so a re-run resumes there."),
@@ -192,6 +199,15 @@ class LipSyncBatch(io.ComfyNode):
                 io.Audio.Input("audio", optional=True,
                                tooltip="The one voice for every video (e.g. Load Audio or a TTS node); when connected, "
                                "'audios' is ignored. Held in RAM."),
+                # added later: optional, after every older input, so saved workflows keep their values
+                *cls.USES.inputs(SourceOptions, ("fps", "frame_load_cap", "skip_first_frames", "select_every_nth"),
+                                 optional=True),
+                *cls.USES.inputs(SyncOptions, optional=True),
+                *cls.USES.inputs(CompositeOptions, ("feather", "resample", "color_match", "blend"), optional=True),
+                *cls.USES.inputs(RestoreOptions, optional=True),
+                *cls.USES.inputs(FaceOptions, (
+                    "face", "face_index", "pads", "fixed_box", "smoothing", "smooth_window", "detect_every",
+                ), optional=True),
             ],
             outputs=[
                 io.String.Output(display_name="report", tooltip="Full path of report.json."),
@@ -239,35 +255,27 @@ class LipSyncBatch(io.ComfyNode):
         videos: str = "",
         audios: str = "",
         manifest: str = "",
-        mode: str = "mouth",
-        detector: str = "auto",
-        missing_face: str = "passthrough",
-        length_policy: str = "auto",
-        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_name: str = "ReSync/batch",
         make_zip: bool = True,
         audio: Any = None,
+        **settings: Any,
     ) -> io.NodeOutput:
         items = batch_items(videos, audios, manifest, audio)
-        opts = LipSyncOptions.of(
-            mode=mode,  # type: ignore[arg-type]
-            batch_size=int(batch_size),
-            detector=detector,  # type: ignore[arg-type]
-            models_dir=_host.detector_models_dir(),
-            missing_face=missing_face,  # type: ignore[arg-type]
-            length_policy=length_policy,  # type: ignore[arg-type]
-        ).resolved()
+        opts = lipsync_options(cls.USES, settings, models_dir=_host.detector_models_dir())
+        if opts.restore.restore is not None:  # the library loads the restorer itself, from its file
+            opts = opts.replace(restore=restorer_path(opts.restore.restore))
+        opts = opts.resolved()
         folder = _batch_folder(batch_name, batch_key(items, opts, model.name, voice_digests(items)))
         node_id = cls.hidden.unique_id
         report = run_batch(
             items, folder, model.generator(), opts,
             progress=_host.progress_bar(1),
-            should_stop=_should_stop,
-            on_item_start=lambda index, count, item: show_text(f"item {index}/{count}: {item.title}", node_id),
+            should_stop=_host.should_stop,
+            on_item_start=lambda index, count, item: _host.show_text(f"item {index}/{count}: {item.title}", node_id),
             release=_release,
             metadata=_host.file_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo),
             make_zip=bool(make_zip),
         )
-        show_text(report.summary(), node_id)
+        _host.show_text(report.summary(), node_id)
         zip_path = str(report.zip_path) if report.zip_path else ""
         return io.NodeOutput(str(report.report_json), zip_path, report.summary(), ui=_ui(report))

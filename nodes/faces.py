@@ -8,6 +8,7 @@ policy leaves the frame untouched, so it stays aligned with the frames.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from comfy_api.latest import io
@@ -15,12 +16,14 @@ from comfy_api.latest import io
 from ..lipsync.errors import InputError
 from ..lipsync.faces import FaceTracker, create_detector, fixed_box_track, run_detection
 from ..lipsync.engine.graph import FaceTrack, draw_face
-from ..lipsync.types import DetectorName, FaceChoice, FaceFrame, Frame, MissingFacePolicy, Smoothing, choices
+from ..lipsync.options import FaceOptions
+from ..lipsync.types import FaceFrame, Frame
 from . import _host
-from ._common import BOX_TOOLTIP, FACES, category, memory_problem, parse_box
+from ._common import BOX_TOOLTIP, FACES, category, memory_problem
 from ._convert import check_images, frame_at, iter_frames
+from ._options import Uses, options_from_inputs
 
-__all__ = ["DetectFaces"]
+__all__ = ["DETECTOR_TOOLTIP", "FACE_WIDGETS", "DetectFaces"]
 
 DETECTOR_TOOLTIP = (
     "auto: the best one installed (insightface if its buffalo_l pack is in models/insightface, else yuface, "
@@ -28,6 +31,20 @@ DETECTOR_TOOLTIP = (
     "a 230 KB model into models/facedetect once. insightface: most accurate, needs pip install insightface "
     "onnxruntime."
 )
+
+
+_PAD = "Grow the detected box by this many pixels at the {} (the reference's pads; {}). Cost: none."
+
+FACE_WIDGETS = {
+    "detector": {"tooltip": DETECTOR_TOOLTIP},
+    "fixed_box": {"tooltip": BOX_TOOLTIP},
+    "pad_top": {"tooltip": _PAD.format("top", "pixels")},
+    "pad_bottom": {"tooltip": _PAD.format("bottom", "pixels; the reference's 10 includes the chin")},
+    "pad_left": {"tooltip": _PAD.format("left", "pixels")},
+    "pad_right": {"tooltip": _PAD.format("right", "pixels")},
+    "face_index": {"tooltip": "With face = index: 0 = the leftmost face."},
+}
+"""The face widgets' tooltips that say more than the option's help, for every node that has them."""
 
 
 def _interruptible(frames: Iterator[Frame]) -> Iterator[Frame]:
@@ -51,9 +68,37 @@ def _preview(images: torch.Tensor, faces: list[FaceFrame], every_frame: bool) ->
 
 
 class DetectFaces(io.ComfyNode):
+    USES = Uses(
+        groups=(FaceOptions,),
+        widgets={
+            **FACE_WIDGETS,
+            "missing_face": {
+                "tooltip": "Frames without a face: passthrough leaves them untouched, hold reuses the last box, "
+                "interpolate draws a line between the boxes around the gap (up to 25 frames), fail stops "
+                "with an error naming the frame."
+            },
+            "face": {
+                "tooltip": "Several faces in a frame: the largest, the face_index-th from the left, or the one "
+                "closest to the previous frame's face."
+            },
+            "smoothing": {
+                "tooltip": "steady: a line fit over 6 past and 4 next frames that follows real moves at once "
+                "(measured in bench/quality); reference: the original's mean of the next smooth_window boxes. "
+                "Cost: negligible; both wait 4 frames."
+            },
+            "smooth_window": {
+                "tooltip": "With smoothing = reference: average each box with the next ones over this many "
+                "frames (the reference's 5). 1 = no smoothing with either method."
+            },
+            "detect_every": {
+                "tooltip": "Run the detector on every n-th frame and interpolate the boxes in between: n times "
+                "faster detection, less precise on fast moves."
+            },
+        },
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
-        pad = "Grow the detected box by this many pixels at the {} (the reference's pads; {}). Cost: none."
         return io.Schema(
             node_id="ReSyncDetectFaces",
             display_name="ReSync Detect Faces",
@@ -67,45 +112,10 @@ class DetectFaces(io.ComfyNode):
             ),
             inputs=[
                 io.Image.Input("images", tooltip="The video frames (an IMAGE batch)."),
-                io.Combo.Input("detector", options=choices(DetectorName), default="auto", tooltip=DETECTOR_TOOLTIP),
-                io.Combo.Input(
-                    "missing_face", options=choices(MissingFacePolicy), default="passthrough",
-                    tooltip="Frames without a face: passthrough leaves them untouched, hold reuses the last box, "
-                    "interpolate draws a line between the boxes around the gap (up to 25 frames), fail stops "
-                    "with an error naming the frame.",
-                ),
-                io.Combo.Input(
-                    "face", options=choices(FaceChoice), default="largest",
-                    tooltip="Several faces in a frame: the largest, the face_index-th from the left, or the one "
-                    "closest to the previous frame's face.",
-                ),
-                io.Int.Input(
-                    "face_index", default=0, min=0, max=64, tooltip="With face = index: 0 = the leftmost face."
-                ),
-                io.Int.Input("pad_top", default=0, min=0, max=1024, tooltip=pad.format("top", "pixels")),
-                io.Int.Input(
-                    "pad_bottom", default=10, min=0, max=1024,
-                    tooltip=pad.format("bottom", "pixels; the reference's 10 includes the chin"),
-                ),
-                io.Int.Input("pad_left", default=0, min=0, max=1024, tooltip=pad.format("left", "pixels")),
-                io.Int.Input("pad_right", default=0, min=0, max=1024, tooltip=pad.format("right", "pixels")),
-                io.Combo.Input(
-                    "smoothing", options=choices(Smoothing), default="steady",
-                    tooltip="steady: a line fit over 6 past and 4 next frames that follows real moves at once "
-                    "(measured in bench/quality); reference: the original's mean of the next smooth_window boxes. "
-                    "Cost: negligible; both wait 4 frames.",
-                ),
-                io.Int.Input(
-                    "smooth_window", default=5, min=1, max=50,
-                    tooltip="With smoothing = reference: average each box with the next ones over this many "
-                    "frames (the reference's 5). 1 = no smoothing with either method.",
-                ),
-                io.Int.Input(
-                    "detect_every", default=1, min=1, max=100,
-                    tooltip="Run the detector on every n-th frame and interpolate the boxes in between: n times "
-                    "faster detection, less precise on fast moves.",
-                ),
-                io.String.Input("fixed_box", default="", tooltip=BOX_TOOLTIP),
+                *cls.USES.inputs(FaceOptions, (
+                    "detector", "missing_face", "face", "face_index", "pad_top", "pad_bottom", "pad_left",
+                    "pad_right", "smoothing", "smooth_window", "detect_every", "fixed_box",
+                )),
                 io.Boolean.Input(
                     "preview", default=True,
                     tooltip="Draw the boxes on every frame (a second IMAGE batch as large as the input); off: "
@@ -119,44 +129,28 @@ class DetectFaces(io.ComfyNode):
         )
 
     @classmethod
-    def execute(
-        cls,
-        images: torch.Tensor,
-        detector: str = "auto",
-        missing_face: str = "passthrough",
-        face: str = "largest",
-        face_index: int = 0,
-        pad_top: int = 0,
-        pad_bottom: int = 10,
-        pad_left: int = 0,
-        pad_right: int = 0,
-        smoothing: str = "steady",
-        smooth_window: int = 5,
-        detect_every: int = 1,
-        fixed_box: str = "",
-        preview: bool = True,
-    ) -> io.NodeOutput:
+    def execute(cls, images: torch.Tensor, preview: bool = True, **settings: Any) -> io.NodeOutput:
+        opts: FaceOptions = options_from_inputs(FaceOptions, settings, cls.USES.widgets)
         images = check_images(images, "images")
         count, height, width = (int(v) for v in images.shape[:3])
-        box = parse_box(fixed_box)
-        if box is not None:
-            faces = [fixed_box_track(box, (height, width))] * count
+        if opts.box is not None:
+            faces = [fixed_box_track(opts.box, (height, width))] * count
             track = FaceTrack(tuple(faces), (height, width), detector="fixed box")
             return io.NodeOutput(track, _preview(images, faces, bool(preview)))
-        finder = create_detector(detector, models_dir=_host.detector_models_dir())  # type: ignore[arg-type]
+        finder = create_detector(opts.detector, models_dir=_host.detector_models_dir())
         tracker = FaceTracker(
             (height, width),
-            pads=(pad_top, pad_bottom, pad_left, pad_right),
-            smooth_window=smooth_window,
-            smoothing=smoothing,  # type: ignore[arg-type]
-            choice=face,  # type: ignore[arg-type]
-            face_index=face_index,
-            missing=missing_face,  # type: ignore[arg-type]
+            pads=opts.pads,
+            smooth_window=opts.smooth_window,
+            smoothing=opts.smoothing,
+            choice=opts.face_choice,
+            face_index=opts.face_index,
+            missing=opts.missing_face,
         )
         progress = _host.progress_bar(count)
         faces: list[FaceFrame] = []
         frames = _interruptible(iter_frames(images))
-        for _, found in run_detection(frames, finder, tracker, detect_every=detect_every):
+        for _, found in run_detection(frames, finder, tracker, detect_every=opts.detect_every):
             faces.append(found)
             progress(len(faces), count)
         track = FaceTrack(tuple(faces), (height, width), detector=finder.name)

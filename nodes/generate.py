@@ -9,6 +9,8 @@ output frame shows (the length policy's mapping), so Composite rebuilds the same
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from comfy_api.latest import io
@@ -16,10 +18,11 @@ from comfy_api.latest import io
 from ..lipsync.errors import InputError
 from ..lipsync.models.wav2lip.network import IMG_SIZE
 from ..lipsync.engine.graph import FaceTrack, MelFrames, composite_face, generate_faces, sequence_indices
-from ..lipsync.types import Blend, ColorMatch, CompositeMode, choices
+from ..lipsync.options import CompositeOptions
 from . import _host
 from ._common import FACES, MEL, WAV2LIP, category, memory_problem
 from ._convert import check_images, frame_at
+from ._options import Uses, options_from_inputs
 from .model import Wav2LipModel
 
 __all__ = ["Composite", "Wav2LipGenerate"]
@@ -106,6 +109,28 @@ class Wav2LipGenerate(io.ComfyNode):
 
 
 class Composite(io.ComfyNode):
+    USES = Uses(
+        groups=(CompositeOptions,),
+        left={"resample": "the library's composite_face (lipsync.engine.graph) takes no resample yet; it resizes "
+              "with its own default"},
+        widgets={
+            "mode": {
+                "tooltip": "mouth: only the mouth and chin change, soft edges. reference: the whole box is "
+                "replaced, as the original (a visible square, blurry eyes)."
+            },
+            "feather": {"tooltip": "mouth mode: width of the soft edge, as a fraction of the face box width."},
+            "color_match": {
+                "tooltip": "mouth mode: lab matches the mean/std of the generated region to the original in "
+                "CIE L*a*b* under the mask (removes a colour cast of the network or a restorer). Cost: ~1 ms "
+                "per frame."
+            },
+            "blend": {
+                "tooltip": "mouth mode: feather = a soft alpha edge; seamless = OpenCV Poisson cloning inside "
+                "the mask, then the same soft edge (hides lighting differences; ~5-20 ms per frame)."
+            },
+        },
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -123,26 +148,7 @@ class Composite(io.ComfyNode):
                 io.Image.Input("images", tooltip="The original video frames (the same batch Wav2Lip Generate got)."),
                 io.Image.Input("faces", tooltip="Generated faces from Wav2Lip Generate, possibly upscaled/restored."),
                 FACES.Input("face_track", tooltip="The face_track output of ReSync Wav2Lip Generate."),
-                io.Combo.Input(
-                    "mode", options=choices(CompositeMode), default="mouth",
-                    tooltip="mouth: only the mouth and chin change, soft edges. reference: the whole box is "
-                    "replaced, as the original (a visible square, blurry eyes).",
-                ),
-                io.Float.Input(
-                    "feather", default=0.15, min=0.0, max=0.5, step=0.01,
-                    tooltip="mouth mode: width of the soft edge, as a fraction of the face box width.",
-                ),
-                io.Combo.Input(
-                    "color_match", options=choices(ColorMatch), default="off",
-                    tooltip="mouth mode: lab matches the mean/std of the generated region to the original in "
-                    "CIE L*a*b* under the mask (removes a colour cast of the network or a restorer). Cost: ~1 ms "
-                    "per frame.",
-                ),
-                io.Combo.Input(
-                    "blend", options=choices(Blend), default="feather",
-                    tooltip="mouth mode: feather = a soft alpha edge; seamless = OpenCV Poisson cloning inside "
-                    "the mask, then the same soft edge (hides lighting differences; ~5-20 ms per frame).",
-                ),
+                *cls.USES.inputs(CompositeOptions, ("mode", "feather", "color_match", "blend")),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
@@ -158,11 +164,9 @@ class Composite(io.ComfyNode):
         images: torch.Tensor,
         faces: torch.Tensor,
         face_track: FaceTrack,
-        mode: str = "mouth",
-        feather: float = 0.15,
-        color_match: str = "off",
-        blend: str = "feather",
+        **settings: Any,
     ) -> io.NodeOutput:
+        opts: CompositeOptions = options_from_inputs(CompositeOptions, settings, cls.USES.widgets)
         images = check_images(images, "images")
         faces = check_images(faces, "faces")
         _check_track(face_track, images, "face_track")
@@ -191,7 +195,8 @@ class Composite(io.ComfyNode):
             if face.box is not None:
                 rgb = faces[index, :, :, :3].detach().to("cpu", torch.float32).numpy()
                 pasted, mask = composite_face(
-                    frame_at(images, int(source)), rgb, face, mode, feather, color_match=color_match, blend=blend  # type: ignore[arg-type]
+                    frame_at(images, int(source)), rgb, face, opts.mode, opts.feather,
+                    color_match=opts.color_match, blend=opts.blend,
                 )
                 changed = torch.from_numpy(mask > 0)
                 out[index][changed] = torch.from_numpy(pasted).to(torch.float32).div_(255.0)[changed]

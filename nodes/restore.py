@@ -19,6 +19,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.errors import InputError, ModelError
+from ..lipsync.options import RestoreOptions
 from ..lipsync.restore import (
     RESTORE_FOLDER,
     RESTORE_HELP,
@@ -31,8 +32,15 @@ from ..lipsync.restore import (
 from . import _host
 from ._common import category, memory_problem, mtime
 from ._convert import check_images
+from ._options import Uses, options_from_inputs
 
-__all__ = ["FaceRestore", "model_names", "placed_restorer"]
+__all__ = ["RESTORE_MODEL_TOOLTIP", "FaceRestore", "model_names", "placed_restorer", "restorer_path"]
+
+RESTORE_MODEL_TOOLTIP = (
+    "A face restorer from models/facerestore_models (GFPGAN, RestoreFormer; CodeFormer with spandrel-extra-arches, "
+    "non-commercial) run on each generated face at 512 px, blended only inside the mouth mask. Costs a 512 px "
+    "network pass per frame."
+)
 
 _BATCH = 4
 """Faces per network call (a 512 px face takes ~0.3 GB of activations in these networks)."""
@@ -57,6 +65,15 @@ def _missing(name: str) -> str:
     return f"Face restoration model '{name}' was not found in {folders}. {RESTORE_HELP}"
 
 
+def restorer_path(model_name: str) -> str:
+    """The file of the restorer ``model_name`` (for the library to load itself); ModelError when
+    it is not in a facerestore_models folder."""
+    path = _resolve(model_name)
+    if path is None:
+        raise ModelError(_missing(model_name))
+    return path
+
+
 @functools.lru_cache(maxsize=1)
 def _loaded(path: str, modified: float) -> tuple[FaceRestorer, Any]:
     """The restorer on the CPU and its ModelPatcher; ``modified`` makes a changed file reload."""
@@ -68,15 +85,29 @@ def placed_restorer(model_name: str) -> FaceRestorer:
     """The restorer ``model_name`` (a file in facerestore_models), loaded once and placed on the
     host's device by its memory manager, ready to run (also for ReSync Lip-Sync Video, which
     passes it to ``lipsync_video(..., restorer=...)``)."""
-    path = _resolve(model_name)
-    if path is None:
-        raise ModelError(_missing(model_name))
+    path = restorer_path(model_name)
     restorer, patcher = _loaded(path, mtime(path))
     _host.load_patcher(patcher)  # on the host's device now; other models may be offloaded
     return restorer
 
 
 class FaceRestore(io.ComfyNode):
+    USES = Uses(
+        groups=(RestoreOptions,),
+        left={"restore": "the model_name input: this node always restores, so its list has no 'none'"},
+        widgets={
+            "restore_strength": {
+                "name": "strength",
+                "tooltip": "How much of the restored face to use: 0 = the input (only resized), 1 = fully restored.",
+            },
+            "restore_fidelity": {
+                "name": "fidelity",
+                "tooltip": "CodeFormer only (its w): 0 = sharpest but invents more, 1 = closest to the input. "
+                "GFPGAN and RestoreFormer ignore it.",
+            },
+        },
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -100,15 +131,7 @@ class FaceRestore(io.ComfyNode):
                     tooltip="Restorer in models/facerestore_models (.pth read weights-only, or .safetensors). "
                     "Cost on a GPU: ~350 MB of VRAM and a few ms a face; on a CPU about a second a face.",
                 ),
-                io.Float.Input(
-                    "strength", default=1.0, min=0.0, max=1.0, step=0.05,
-                    tooltip="How much of the restored face to use: 0 = the input (only resized), 1 = fully restored.",
-                ),
-                io.Float.Input(
-                    "fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
-                    tooltip="CodeFormer only (its w): 0 = sharpest but invents more, 1 = closest to the input. "
-                    "GFPGAN and RestoreFormer ignore it.",
-                ),
+                *cls.USES.inputs(RestoreOptions, ("restore_strength", "restore_fidelity")),
                 io.Int.Input(
                     "output_size", default=RESTORE_SIZE, min=0, max=2048, step=8,
                     tooltip="Side of the faces that come out, in pixels; 0 = the input's. 512 keeps all the "
@@ -134,9 +157,9 @@ class FaceRestore(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, images: torch.Tensor, model_name: str, strength: float = 1.0, fidelity: float = 0.5,
-        output_size: int = RESTORE_SIZE,
+        cls, images: torch.Tensor, model_name: str, output_size: int = RESTORE_SIZE, **settings: Any
     ) -> io.NodeOutput:
+        opts: RestoreOptions = options_from_inputs(RestoreOptions, settings, cls.USES.widgets)
         images = check_images(images, "images")
         count = int(images.shape[0])
         size = int(output_size) or int(images.shape[1])
@@ -151,8 +174,8 @@ class FaceRestore(io.ComfyNode):
             progress(done, total)
 
         out = restore_faces(
-            restorer, images[..., :3], float(strength), float(fidelity), output_size=size, batch_size=_BATCH,
-            progress=step,
+            restorer, images[..., :3], opts.restore_strength, opts.restore_fidelity, output_size=size,
+            batch_size=_BATCH, progress=step,
         )
         _host.model_management().soft_empty_cache()
         return io.NodeOutput(torch.from_numpy(out))

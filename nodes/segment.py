@@ -15,16 +15,17 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from ..lipsync.errors import InputError
-from ..lipsync.engine.lipsync import LipSyncOptions
 from ..lipsync.engine.segment import DEFAULT_CROSSFADE_MS, DEFAULT_RAMP_FRAMES, revoice_segment
-from ..lipsync.types import CompositeMode, DetectorName, MissingFacePolicy, choices
 from ..lipsync.media.video import probe
+from ..lipsync.options import CompositeOptions, FaceOptions, RestoreOptions, RunOptions, SyncOptions
 from . import _host
 from ._common import WAV2LIP, category, input_video_problem, input_videos, mtime
 from ._convert import to_waveform
-from .faces import DETECTOR_TOOLTIP
-from .lipsync import _should_stop, _video_file
+from ._files import video_file
+from ._options import Uses, lipsync_options
+from .lipsync import JOB_LEFT, JOB_WIDGETS
 from .model import Wav2LipModel
+from .restore import restorer_path
 
 __all__ = ["RevoiceSegment"]
 
@@ -47,7 +48,35 @@ def range_problem(start_s: Any, end_s: Any) -> str | None:
     return None
 
 
+RESTORE_TOOLTIP = (
+    "A face restorer from models/facerestore_models (GFPGAN, RestoreFormer; CodeFormer with spandrel-extra-arches, "
+    "non-commercial) run on each generated face of the range at 512 px, blended only inside the mouth mask. Costs "
+    "a 512 px network pass per frame; the library loads it on the model's device, beside the host's own models."
+)
+
+
 class RevoiceSegment(io.ComfyNode):
+    USES = Uses(
+        groups=(SyncOptions, FaceOptions, CompositeOptions, RestoreOptions, RunOptions),
+        left={
+            **JOB_LEFT,
+            "source": "the video keeps its length and frame rate: the library's revoice_segment takes no fps, "
+            "frame selection or length policy",
+        },
+        widgets={
+            **JOB_WIDGETS,
+            "missing_face": {
+                "tooltip": "Frames in the range without a face: passthrough (unchanged), hold (last box), "
+                "interpolate, or fail."
+            },
+            "restore_model": {
+                **JOB_WIDGETS["restore_model"],
+                "tooltip": RESTORE_TOOLTIP,
+            },
+        },
+        job=True,
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         files = input_videos(_host.folder_paths().get_input_directory())
@@ -93,23 +122,22 @@ class RevoiceSegment(io.ComfyNode):
                     tooltip="Frames over which the new mouth fades in at the start of the range and out at its "
                     "end, so the face does not jump (0 = no fade).",
                 ),
-                io.Combo.Input(
-                    "mode", options=choices(CompositeMode), default="mouth",
-                    tooltip="mouth: only the mouth and chin change, soft edges. reference: the whole box, as the "
-                    "original Wav2Lip.",
-                ),
-                io.Combo.Input("detector", options=choices(DetectorName), default="auto", tooltip=DETECTOR_TOOLTIP),
-                io.Combo.Input(
-                    "missing_face", options=choices(MissingFacePolicy), default="passthrough",
-                    tooltip="Frames in the range without a face: passthrough (unchanged), hold (last box), "
-                    "interpolate, or fail.",
-                ),
+                *cls.USES.inputs(CompositeOptions, ("mode",)),
+                *cls.USES.inputs(FaceOptions, ("detector", "missing_face")),
                 io.String.Input("filename_prefix", default="ReSync/revoice",
                                 tooltip="Output name under ComfyUI's output folder; a counter is added."),
                 io.Video.Input(
                     "video_input", optional=True,
                     tooltip="A VIDEO to use instead of the video file (streamed from its file when it has one).",
                 ),
+                # added later: optional, after every older input, so saved workflows keep their values
+                *cls.USES.inputs(CompositeOptions, ("feather", "resample", "color_match", "blend"), optional=True),
+                *cls.USES.inputs(RestoreOptions, optional=True),
+                *cls.USES.inputs(FaceOptions, (
+                    "face", "face_index", "pads", "fixed_box", "smoothing", "smooth_window", "detect_every",
+                ), optional=True),
+                *cls.USES.inputs(SyncOptions, optional=True),
+                *cls.USES.inputs(RunOptions, ("batch_size",), optional=True),
             ],
             outputs=[
                 io.Video.Output(display_name="video", tooltip="The saved video with the range re-voiced."),
@@ -145,30 +173,25 @@ class RevoiceSegment(io.ComfyNode):
         end_s: float = 1.0,
         crossfade_ms: float = DEFAULT_CROSSFADE_MS,
         ramp_frames: int = DEFAULT_RAMP_FRAMES,
-        mode: str = "mouth",
-        detector: str = "auto",
-        missing_face: str = "passthrough",
         filename_prefix: str = "ReSync/revoice",
         video_input: Any = None,
+        **settings: Any,
     ) -> io.NodeOutput:
         problem = range_problem(start_s, end_s)
         if problem:
             raise InputError(problem)
-        opts = LipSyncOptions.of(
-            mode=mode,  # type: ignore[arg-type]
-            detector=detector,  # type: ignore[arg-type]
-            models_dir=_host.detector_models_dir(),
-            missing_face=missing_face,  # type: ignore[arg-type]
-        )
+        opts = lipsync_options(cls.USES, settings, models_dir=_host.detector_models_dir())
+        if opts.restore.restore is not None:  # revoice_segment loads the restorer itself, from its file
+            opts = opts.replace(restore=restorer_path(opts.restore.restore))
         wave = to_waveform(audio)
         metadata = _host.file_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
-        with _video_file(video, video_input) as source:
+        with video_file(video, video_input) as source:
             info = probe(source)
             path, filename, subfolder = _host.save_path(filename_prefix, info.width, info.height, "mp4")
             result = revoice_segment(
                 source, wave, path, model.generator(), opts,
                 start=float(start_s), end=float(end_s), crossfade_ms=float(crossfade_ms),
-                ramp_frames=int(ramp_frames), progress=_host.progress_bar(1), should_stop=_should_stop,
+                ramp_frames=int(ramp_frames), progress=_host.progress_bar(1), should_stop=_host.should_stop,
                 metadata=metadata,
             )
         for warning in result.warnings:

@@ -170,6 +170,19 @@ def test_only_nodes_import_the_host_and_the_library_imports_itself_relatively() 
         assert "lipsync" not in _imports(path), f"{path}: reach the library as ..lipsync"
 
 
+def test_only_host_module_imports_the_host_and_no_node_module_borrows_private_names() -> None:
+    """comfy_api's schema surface is for every node module; server, comfy.* and folder_paths go
+    through nodes/_host.py. A helper two node modules share has a public name in a shared module."""
+    for path in sorted((REPO / "nodes").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if path.name != "_host.py":
+            assert not _imports(path) & {"server", "comfy", "folder_paths", "execution"}, path
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:  # not "from . import _host"
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from .{node.module}"
+
+
 def test_pyproject_never_packages_a_top_level_nodes() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     packages = config["tool"]["setuptools"]["packages"]

@@ -235,6 +235,14 @@ def test_lipsync_video_streams_a_file_and_embeds_the_workflow(pack) -> None:
     assert pack.progress[-1] == (15, 15) and pack.loaded[-1][1] is True
 
 
+def test_lipsync_video_takes_the_appended_frame_selection(pack) -> None:
+    write_source(pack.input / "clip.mkv", 6)
+    path = pack.run("ReSyncLipSyncVideo", video="clip.mkv", select_every_nth=2, **lipsync_inputs(pack)).args[1]
+    with av.open(path) as c:
+        assert c.streams.video[0].average_rate == 25 / 2  # every 2nd frame: half the rate
+        assert sum(1 for _ in c.decode(video=0)) == 8  # 0.6 s of audio at 12.5 fps
+
+
 def test_lipsync_video_takes_a_host_video_without_decoding_it_whole(pack) -> None:
     clip = write_source(pack.input / "clip.mkv", 4)
     on_disk = sys.modules["comfy_api.latest"].InputImpl.VideoFromFile(str(clip))
