@@ -113,7 +113,8 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     from lipsync.composite import paste_mouth
     from lipsync.models.wav2lip.preprocess import crop_faces, predict
     from lipsync.models.wav2lip.generator import load_generator
-    from lipsync.engine.lipsync import LipSyncOptions, _track, prepare_audio
+    from lipsync.engine.lipsync import LipSyncOptions, prepare_audio
+    from lipsync.engine.stages import track_faces
     from lipsync.faces import create_detector, openmp_threads
     from lipsync.media.video import probe
 
@@ -125,13 +126,13 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
 
     opts = LipSyncOptions.of(batch_size=batch_size)
     gen = timed("start-up: read the checkpoint", lambda: load_generator(checkpoint, "cpu"))
-    info, prepared = timed("audio: load + mel", lambda: (probe(video), prepare_audio(audio)))
+    info, prepared = timed("audio: load + mel", lambda: (probe(video), prepare_audio(audio, gen)))
     frames = timed("decode (PyAV, to RGB)", lambda: list(iter_frames(video)))
     detector = create_detector(opts.faces.detector)
     with openmp_threads(detector, 1):  # as the pipeline runs it beside a network on the CPU
-        tracked = timed(f"detect ({detector.name}) + track", lambda: list(_track(iter(frames), info, opts, detector)))
+        tracked = timed(f"detect ({detector.name}) + track", lambda: list(track_faces(iter(frames), (info.height, info.width), opts.faces, detector)))
     boxes = [face.box for _, face in tracked]
-    mel = mel_windows(prepared.mel, info.fps, len(frames))
+    mel = mel_windows(prepared.features.mel, info.fps, len(frames))
     pred = timed("network (crop + Wav2Lip)", lambda: predict(gen, mel, crop_faces(frames, boxes), batch_size))
 
     def composite() -> list[np.ndarray]:
