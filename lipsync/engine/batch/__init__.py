@@ -1,1 +1,2 @@
-"""lipsync.engine.batch."""
+"""Batch production: items from what users type (``items``), running them isolated and resumable
+(``run``), the report and zip (``report``)."""

@@ -1,1 +1,2 @@
-"""lipsync.models.wav2lip."""
+"""Wav2Lip 96: the network (``network``), its weights (``checkpoint``, ``fetch``), the mel features
+(``features``), the reference preprocessing (``preprocess``) and the ``Generator`` (``generator``)."""
