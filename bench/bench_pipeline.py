@@ -109,7 +109,7 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     _, _, usage = os.wait4(proc.pid, 0)
     costs = {"start-up: python + imports (fresh process)": usage.ru_utime + usage.ru_stime}
 
-    from lipsync.media.audio import mel_windows
+    from lipsync.models.wav2lip.mel import mel_windows
     from lipsync.composite import paste_mouth
     from lipsync.models.wav2lip.preprocess import crop_faces, predict
     from lipsync.models.wav2lip.generator import load_generator

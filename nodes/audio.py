@@ -14,7 +14,8 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..lipsync.media.audio import frame_count_for_audio, mel_windows, melspectrogram, to_model_rate
+from ..lipsync.media.audio import to_model_rate
+from ..lipsync.models.wav2lip.mel import frame_count_for_audio, mel_windows, melspectrogram
 from ..lipsync.errors import InputError
 from ..lipsync.engine.graph import MelFrames
 from ..lipsync.options import SourceOptions, SyncOptions

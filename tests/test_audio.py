@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy.signal import lfilter
 
 from lipsync.media import audio as A
+from lipsync.models.wav2lip import mel as M
 from lipsync.errors import AudioError
 from lipsync.types import Waveform
 
@@ -48,7 +49,7 @@ def _reference_mel(wav: np.ndarray) -> np.ndarray:
     y = np.pad(lfilter([1, -0.97], [1], wav), 400, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(y, 800)[::200]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(800) / 800)
-    mel = A.mel_basis() @ np.abs(np.fft.rfft(frames * window, axis=1)).T
+    mel = M.mel_basis() @ np.abs(np.fft.rfft(frames * window, axis=1)).T
     s = 20 * np.log10(np.maximum(1e-5, mel)) - 20
     return np.clip(8 * ((s + 100) / 100) - 4, -4, 4).astype(np.float32)
 
@@ -80,42 +81,42 @@ def test_load_fixture_wav(golden: dict[str, np.ndarray]) -> None:
 @needs_fixture
 def test_melspectrogram_matches_reference(golden: dict[str, np.ndarray]) -> None:
     w = A.load_audio(FIXTURE / "speech_3s.wav")
-    mel = A.melspectrogram(A.to_model_rate(w))
+    mel = M.melspectrogram(A.to_model_rate(w))
     assert mel.shape == (80, 241) and mel.dtype == np.float32
     assert np.abs(mel - golden["mel"]).max() <= 1e-4
 
 
 @needs_fixture
 def test_reference_windows_exact(golden: dict[str, np.ndarray]) -> None:
-    chunks = A.mel_windows(golden["mel"], 25, 0, reference=True)
+    chunks = M.mel_windows(golden["mel"], 25, 0, reference=True)
     assert chunks.shape == (72, 80, 16)
     assert np.array_equal(chunks, golden["mel_chunks"])
-    assert A.reference_frame_count(241, 25) == 72
+    assert M.reference_frame_count(241, 25) == 72
 
 
 @needs_fixture
 def test_default_windows_pad_tail(golden: dict[str, np.ndarray]) -> None:
     mel = golden["mel"]
-    n = A.frame_count_for_audio(48000, 25)
+    n = M.frame_count_for_audio(48000, 25)
     assert n == 75
-    win = A.mel_windows(mel, 25, n)
+    win = M.mel_windows(mel, 25, n)
     assert win.shape == (75, 80, 16) and win.dtype == np.float32
     assert np.array_equal(win[:71], golden["mel_chunks"][:71])
     for i in range(71, 75):
         start = math.floor(i * 3.2)
         for j in range(16):
             col = start + j
-            expect = mel[:, col] if col < 241 else np.full(80, A.SILENCE, np.float32)
+            expect = mel[:, col] if col < 241 else np.full(80, M.SILENCE, np.float32)
             assert np.array_equal(win[i, :, j], expect)
     # 74 * 3.2 = 236.8 -> columns 236..251: 236..240 are audio, 241..251 padded
-    assert np.all(win[74, :, 5:] == A.SILENCE)
+    assert np.all(win[74, :, 5:] == M.SILENCE)
     assert np.array_equal(win[74, :, :5], mel[:, 236:241])
 
 
 def test_mel_basis_matches_librosa() -> None:
     librosa = pytest.importorskip("librosa")
     expect = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
-    assert np.abs(A.mel_basis() - expect).max() <= 1e-7
+    assert np.abs(M.mel_basis() - expect).max() <= 1e-7
 
 
 def test_mel_matches_librosa_reflect_stft() -> None:
@@ -123,8 +124,8 @@ def test_mel_matches_librosa_reflect_stft() -> None:
     wav = np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1
     y = lfilter([1, -0.97], [1], wav)
     spec = np.abs(librosa.stft(y, n_fft=800, hop_length=200, win_length=800, pad_mode="reflect"))
-    s = 20 * np.log10(np.maximum(1e-5, A.mel_basis() @ spec)) - 20
-    assert np.abs(A.melspectrogram(wav) - np.clip(8 * ((s + 100) / 100) - 4, -4, 4)).max() <= 1e-5
+    s = 20 * np.log10(np.maximum(1e-5, M.mel_basis() @ spec)) - 20
+    assert np.abs(M.melspectrogram(wav) - np.clip(8 * ((s + 100) / 100) - 4, -4, 4)).max() <= 1e-5
 
 
 # ----------------------------------------------------------------------------- mel details
@@ -132,27 +133,27 @@ def test_mel_matches_librosa_reflect_stft() -> None:
 
 def test_chunked_equals_whole() -> None:
     wav = np.random.default_rng(0).standard_normal(16000 * 5 + 123).astype(np.float32) * 0.2
-    whole = A.melspectrogram(wav, chunk_frames=10**9)
+    whole = M.melspectrogram(wav, chunk_frames=10**9)
     for chunk in (1, 7, 64, 4096):
-        assert np.array_equal(A.melspectrogram(wav, chunk_frames=chunk), whole)
+        assert np.array_equal(M.melspectrogram(wav, chunk_frames=chunk), whole)
     assert np.abs(whole - _reference_mel(wav)).max() <= 1e-6
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 50, 399, 400, 401, 799, 800, 801, 1000])
 def test_short_inputs_match_np_pad_reflect(n: int) -> None:
     wav = np.random.default_rng(n).standard_normal(n).astype(np.float32)
-    mel = A.melspectrogram(wav, chunk_frames=2)
+    mel = M.melspectrogram(wav, chunk_frames=2)
     assert mel.shape == (80, 1 + n // 200)
     if n >= 2:  # np.pad cannot reflect a single sample; we repeat it instead
         assert np.abs(mel - _reference_mel(wav)).max() <= 1e-6
 
 
 def test_silence_is_floor_and_bad_input() -> None:
-    assert np.all(A.melspectrogram(np.zeros(4000, np.float32)) == A.SILENCE)
+    assert np.all(M.melspectrogram(np.zeros(4000, np.float32)) == M.SILENCE)
     with pytest.raises(AudioError, match="NaN"):
-        A.melspectrogram(np.array([0.0, np.nan] * 500, np.float32))
+        M.melspectrogram(np.array([0.0, np.nan] * 500, np.float32))
     with pytest.raises(AudioError, match="empty"):
-        A.melspectrogram(np.zeros(0, np.float32))
+        M.melspectrogram(np.zeros(0, np.float32))
 
 
 def test_module_import_is_light() -> None:
@@ -175,63 +176,63 @@ FPS = [Fraction(24000, 1001), Fraction(30000, 1001), 29.97, 30, 50, 60, 25, 23.9
 @pytest.mark.parametrize("fps", FPS)
 def test_window_starts_exact(fps: Fraction | float) -> None:
     frac = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(100000)
-    got = A.window_starts(500, fps)
+    got = M.window_starts(500, fps)
     assert got.dtype == np.int64
     assert got.tolist() == _brute_starts(500, frac)
     mel = np.random.default_rng(2).standard_normal((80, 300)).astype(np.float32)
-    n = A.frame_count_for_audio(299 * 200, fps)
-    win = A.mel_windows(mel, fps, n)
+    n = M.frame_count_for_audio(299 * 200, fps)
+    win = M.mel_windows(mel, fps, n)
     assert win.shape == (n, 80, 16)
     for i, start in enumerate(_brute_starts(n, frac)):
         cols = np.arange(start, start + 16)
         ok = cols < 300
         assert np.array_equal(win[i][:, ok], mel[:, cols[ok]])
-        assert np.all(win[i][:, ~ok] == A.SILENCE)
+        assert np.all(win[i][:, ~ok] == M.SILENCE)
 
 
 @pytest.mark.parametrize("fps", FPS)
 def test_reference_mode_matches_loop(fps: Fraction | float) -> None:
     mel = np.random.default_rng(3).standard_normal((80, 257)).astype(np.float32)
     expect = np.stack(_reference_loop(mel, float(fps)))
-    got = A.mel_windows(mel, fps, 999, offset_ms=123.0, reference=True)
+    got = M.mel_windows(mel, fps, 999, offset_ms=123.0, reference=True)
     assert np.array_equal(got, expect)
-    assert A.reference_frame_count(257, fps) == len(expect)
+    assert M.reference_frame_count(257, fps) == len(expect)
 
 
 def test_reference_mode_too_short() -> None:
     with pytest.raises(AudioError, match="too short"):
-        A.mel_windows(np.zeros((80, 10), np.float32), 25, 1, reference=True)
+        M.mel_windows(np.zeros((80, 10), np.float32), 25, 1, reference=True)
 
 
 def test_offset_sign_delays_mouth() -> None:
     mel = np.random.default_rng(4).standard_normal((80, 200)).astype(np.float32)
-    plain = A.mel_windows(mel, 25, 20)
-    late = A.mel_windows(mel, 25, 20, offset_ms=40.0)  # one frame at 25 fps
+    plain = M.mel_windows(mel, 25, 20)
+    late = M.mel_windows(mel, 25, 20, offset_ms=40.0)  # one frame at 25 fps
     assert np.array_equal(late[1:], plain[:-1])  # frame i shows what frame i-1 showed
-    assert np.all(late[0][:, :4] == A.SILENCE)  # start floor(-3.2) = -4
-    early = A.mel_windows(mel, 25, 20, offset_ms=-40.0)
+    assert np.all(late[0][:, :4] == M.SILENCE)  # start floor(-3.2) = -4
+    early = M.mel_windows(mel, 25, 20, offset_ms=-40.0)
     assert np.array_equal(early[:-1], plain[1:])
-    assert A.window_starts(3, 25, offset_ms=10.0).tolist() == _brute_starts(3, Fraction(25), 10.0)
+    assert M.window_starts(3, 25, offset_ms=10.0).tolist() == _brute_starts(3, Fraction(25), 10.0)
 
 
 def test_two_hour_index_does_not_wrap() -> None:
-    assert A.window_starts(1, 25, first_frame=179999).tolist() == [575996]
+    assert M.window_starts(1, 25, first_frame=179999).tolist() == [575996]
     ntsc = Fraction(30000, 1001)
-    got = A.window_starts(2, ntsc, first_frame=215783)
+    got = M.window_starts(2, ntsc, first_frame=215783)
     assert got.tolist() == _brute_starts(2, ntsc, 0.0, 215783)
     huge = 10**15  # beyond int64-safe products: the exact Python-int path
-    assert A.window_starts(1, ntsc, first_frame=huge).tolist() == _brute_starts(1, ntsc, 0.0, huge)
-    win = A.mel_windows(np.zeros((80, 100), np.float32), 25, 1, first_frame=179999)
-    assert win.shape == (1, 80, 16) and np.all(win == A.SILENCE)
-    assert A.frame_count_for_audio(2 * 3600 * 16000, 25) == 180000
+    assert M.window_starts(1, ntsc, first_frame=huge).tolist() == _brute_starts(1, ntsc, 0.0, huge)
+    win = M.mel_windows(np.zeros((80, 100), np.float32), 25, 1, first_frame=179999)
+    assert win.shape == (1, 80, 16) and np.all(win == M.SILENCE)
+    assert M.frame_count_for_audio(2 * 3600 * 16000, 25) == 180000
 
 
 def test_frame_count_for_audio() -> None:
-    assert A.frame_count_for_audio(48000, 25) == 75
-    assert A.frame_count_for_audio(48001, 25) == 76
-    assert A.frame_count_for_audio(0, 25) == 1
-    assert A.frame_count_for_audio(16000, Fraction(30000, 1001)) == 30  # 29.97 -> 30
-    assert A.frame_count_for_audio(16000 * 1001, Fraction(30000, 1001)) == 30000
+    assert M.frame_count_for_audio(48000, 25) == 75
+    assert M.frame_count_for_audio(48001, 25) == 76
+    assert M.frame_count_for_audio(0, 25) == 1
+    assert M.frame_count_for_audio(16000, Fraction(30000, 1001)) == 30  # 29.97 -> 30
+    assert M.frame_count_for_audio(16000 * 1001, Fraction(30000, 1001)) == 30000
 
 
 # ----------------------------------------------------------------------------- arrays

@@ -15,7 +15,8 @@ import soundfile as sf
 from fakes import Recorder, write_video
 from robust import assert_cli_fails, assert_nothing_written, output_streams, sync, tone
 
-from lipsync.media.audio import SILENCE, waveform_from_array
+from lipsync.media.audio import waveform_from_array
+from lipsync.models.wav2lip.mel import SILENCE
 from lipsync.errors import AudioError
 from lipsync.types import Waveform
 

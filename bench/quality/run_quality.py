@@ -52,7 +52,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from lipsync.media.audio import load_audio, mel_windows, melspectrogram, to_model_rate  # noqa: E402
+from lipsync.media.audio import load_audio, to_model_rate  # noqa: E402
+from lipsync.models.wav2lip.mel import mel_windows, melspectrogram  # noqa: E402
 from lipsync.composite import Blend, ColorMatch, mouth_mask, paste_mouth, paste_reference  # noqa: E402
 from lipsync.faces import create_detector  # noqa: E402
 from lipsync.faces.smooth import Smoothing, SteadyParams  # noqa: E402

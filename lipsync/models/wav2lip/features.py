@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-from ...media import audio as audio_mod
+from . import mel as audio_mod
 
 __all__ = ["MelFeatures"]
 
@@ -51,7 +51,7 @@ class MelFeatures:
         """float32 (count, 80, 16): the windows of frames first_frame … first_frame+count-1.
 
         ``reference``: the original's windows (``offset_ms`` does not apply), else the product's
-        exact rule with the audio's end padded with silence (``lipsync.media.audio.mel_windows``)."""
+        exact rule with the audio's end padded with silence (``lipsync.models.wav2lip.mel.mel_windows``)."""
         if reference:
             return self._reference_windows(fps)[first_frame : first_frame + count]
         return audio_mod.mel_windows(self.mel, fps, count, offset_ms=offset_ms, first_frame=first_frame)
