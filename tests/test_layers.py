@@ -171,3 +171,11 @@ def test_importing_the_package_is_cheap() -> None:
     code = "import sys, lipsync; print(sorted(m for m in ('torch', 'cv2', 'av') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_library_package_is_packaged() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert packages == listed, f"pyproject.toml's packages differ from the folders: {sorted(packages ^ listed)}"
