@@ -19,7 +19,7 @@ field's ``help`` as a sentence; min / max / step come from the metadata.
 A node declares the groups it builds in ``USES`` (a ``Uses``): the fields it deliberately
 leaves to others, with the reason, and per widget what differs from the field (a name a saved
 workflow already uses, a tooltip that says more for this node, the host's file list of a combo).
-``tests/test_node_options.py`` holds every node to its declaration.
+``tests/nodes/test_node_options.py`` holds every node to its declaration.
 
 Saved workflows store widget values by position: a node keeps its inputs in their order and
 appends settings it lacks as optional inputs (``optional=True``), so old workflows still load.

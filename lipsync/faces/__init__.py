@@ -21,7 +21,9 @@ from .detectors import (
     default_models_dir,
     openmp_threads,
 )
-from .track import FaceTracker, fixed_box_track, run_detection, smooth_boxes_reference
+from .run import fixed_box_track, run_detection
+from .smooth import smooth_boxes_reference
+from .track import FaceTracker
 
 __all__ = [
     "DETECT_MAX_SIDE",

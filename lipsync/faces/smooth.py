@@ -40,7 +40,7 @@ import numpy.typing as npt
 from ..errors import InputError
 from ..types import Smoothing
 
-__all__ = ["Smoothing", "SteadyParams", "SteadySmoother", "smooth_boxes_steady"]
+__all__ = ["Smoothing", "SteadyParams", "SteadySmoother", "smooth_boxes_reference", "smooth_boxes_steady"]
 
 
 F64 = npt.NDArray[np.float64]
@@ -199,3 +199,19 @@ def smooth_boxes_steady(
         out += smoother.push(row)
     out += smoother.finish()
     return np.stack(out) if out else np.zeros((0, 4), dtype=np.int64)
+
+
+def smooth_boxes_reference(boxes: np.ndarray, T: int = 5) -> np.ndarray:
+    """The reference's ``get_smoothened_boxes``, verbatim: in place on an int (N, 4) array.
+
+    Kept as the definition the streaming tracker is tested against. Its quirks are part of the
+    contract: the tail windows include already-smoothed rows, the int assignment truncates, and
+    for N < T the slice ``boxes[N - T:]`` starts at ``max(0, 2N - T)``.
+    """
+    for i in range(len(boxes)):
+        if i + T > len(boxes):
+            window = boxes[len(boxes) - T :]
+        else:
+            window = boxes[i : i + T]
+        boxes[i] = np.mean(window, axis=0)
+    return boxes

@@ -1,7 +1,7 @@
 """Per-frame detections -> one ``FaceFrame`` per frame, streaming with a bounded lookahead.
 
 The reference (Wav2Lip's inference.py) pads each detected box, then smooths the boxes of the
-whole clip with a 5-frame moving mean (``smooth_boxes_reference``). This module reproduces that
+whole clip with a 5-frame moving mean (``lipsync.faces.smooth.smooth_boxes_reference``). This module reproduces that
 exactly, but frame by frame, so a long video never has to be held in memory:
 
 1. choice: several faces -> one (largest / index-th from the left / closest to the last one),
@@ -20,39 +20,22 @@ Every pushed frame yields exactly one FaceFrame, in order: dropping one would de
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import FaceNotFoundError, InputError
-from ..types import Box, Detection, FaceChoice, FaceFrame, Frame, MissingFacePolicy, choices
-from .detectors import FaceDetector
-from .smooth import Smoothing, SteadyParams, SteadySmoother
+from ..types import Box, Detection, FaceChoice, FaceFrame, MissingFacePolicy, choices
+from .smooth import Smoothing, SteadyParams, SteadySmoother, smooth_boxes_reference
 
-__all__ = ["FaceTracker", "fixed_box_track", "run_detection", "smooth_boxes_reference"]
+__all__ = ["FaceTracker"]
 
 IntBox = npt.NDArray[np.int64]
 """x1, y1, x2, y2 as int64, the reference's box array row."""
 
 Landmarks = npt.NDArray[np.float32]
-
-
-def smooth_boxes_reference(boxes: np.ndarray, T: int = 5) -> np.ndarray:
-    """The reference's ``get_smoothened_boxes``, verbatim: in place on an int (N, 4) array.
-
-    Kept as the definition the streaming tracker is tested against. Its quirks are part of the
-    contract: the tail windows include already-smoothed rows, the int assignment truncates, and
-    for N < T the slice ``boxes[N - T:]`` starts at ``max(0, 2N - T)``.
-    """
-    for i in range(len(boxes)):
-        if i + T > len(boxes):
-            window = boxes[len(boxes) - T :]
-        else:
-            window = boxes[i : i + T]
-        boxes[i] = np.mean(window, axis=0)
-    return boxes
 
 
 @dataclass
@@ -380,52 +363,3 @@ def _check_options(
         raise InputError(f"Unknown missing-face policy {missing!r}; choose one of: {allowed}.")
     if max_gap < 0:
         raise InputError(f"max_gap must be >= 0; got {max_gap}.")
-
-
-def run_detection(
-    frames: Iterable[Frame],
-    detector: FaceDetector,
-    tracker: FaceTracker,
-    detect_every: int = 1,
-) -> Iterator[tuple[Frame, FaceFrame]]:
-    """Detect (every ``detect_every``-th frame), track, and pair each frame with its FaceFrame.
-
-    Only the frames awaiting finalisation are buffered (see FaceTracker for the bound); the
-    stream ends with ``tracker.flush()``, so every input frame comes out exactly once, in order.
-    """
-    if detect_every < 1:
-        raise InputError(f"detect_every must be >= 1; got {detect_every}.")
-    waiting: deque[Frame] = deque()
-    for i, frame in enumerate(frames):
-        if tuple(frame.shape[:2]) != tracker.frame_size:
-            raise InputError(
-                f"Frame {i} is {frame.shape[1]}x{frame.shape[0]} but the tracker was made for "
-                f"{tracker.frame_size[1]}x{tracker.frame_size[0]}; all frames must have one size."
-            )
-        waiting.append(frame)
-        detections = detector.detect(frame) if i % detect_every == 0 else None
-        for face in tracker.push(detections):
-            yield waiting.popleft(), face
-    for face in tracker.flush():
-        yield waiting.popleft(), face
-
-
-def fixed_box_track(box: Box, frame_size: tuple[int, int]) -> FaceFrame:
-    """The FaceFrame for a user-given box (the reference's ``--box``): no detection, no pads, no
-    smoothing; the box is used as it is, only clipped to the frame.
-
-    Raises InputError when nothing of it lies inside the frame.
-    """
-    height, width = int(frame_size[0]), int(frame_size[1])
-    clipped = Box(
-        top=min(max(int(box.top), 0), height),
-        bottom=min(max(int(box.bottom), 0), height),
-        left=min(max(int(box.left), 0), width),
-        right=min(max(int(box.right), 0), width),
-    )
-    if not clipped.is_valid():
-        raise InputError(
-            f"The face box (top, bottom, left, right) = {box.as_tuple()} is empty or outside the "
-            f"{width}x{height} frame; give top < bottom <= {height} and left < right <= {width}."
-        )
-    return FaceFrame(box=clipped, landmarks=None, detected=True)

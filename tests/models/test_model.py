@@ -60,7 +60,7 @@ MODELS_FOLDER = "models/wav2lip"
 
 def shared_dir() -> Path:
     env = os.environ.get("LIPSYNC_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
 
 
 FIXTURE = shared_dir() / "fixtures" / "wav2lip_reference"

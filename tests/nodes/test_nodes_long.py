@@ -4,7 +4,7 @@
 go through the node with a tiny network and a fake detector. The process's peak resident memory
 during each run (Linux VmHWM, reset before it) must not grow with the length, and must stay a
 small fraction of the video's size. LIPSYNC_LONG_FRAMES sets the longer length.
-    python -m pytest -m slow tests/test_nodes_long.py -s
+    python -m pytest -m slow tests/nodes/test_nodes_long.py -s
 """
 
 from __future__ import annotations

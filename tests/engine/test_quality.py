@@ -16,7 +16,8 @@ import pytest
 from lipsync.composite import match_color, mouth_mask, paste_mouth, resize_face
 from lipsync.errors import InputError
 from lipsync.faces.smooth import SteadyParams, SteadySmoother, smooth_boxes_steady
-from lipsync.faces.track import FaceTracker, smooth_boxes_reference
+from lipsync.faces.smooth import smooth_boxes_reference
+from lipsync.faces.track import FaceTracker
 from lipsync.engine.lipsync import LipSyncOptions, lipsync_video
 from lipsync.types import Box, Detection, Waveform
 from lipsync.media.video import VideoWriter, iter_frames

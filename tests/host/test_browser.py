@@ -16,7 +16,7 @@ Playwright, no websocket package). What a user would do, in order:
 6. click "Download all (zip)": the zip arrives through the browser's download;
 7. a screenshot is kept in tests/artifacts/ (or $RESYNC_ARTIFACTS) and no error came from the pack.
 
-    COMFYUI_DIR=… COMFYUI_PYTHON=… python -m pytest -m browser tests/test_browser.py -v -s
+    COMFYUI_DIR=… COMFYUI_PYTHON=… python -m pytest -m browser tests/host/test_browser.py -v -s
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 import hosttools
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", REPO.parent / "shared"))
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CLIP = SHARED / "media" / "astronaut_closeup_5s_silent.mp4"

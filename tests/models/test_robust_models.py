@@ -2,7 +2,7 @@
 truncated, foreign or malicious checkpoint stops the job with one line (exit 1) that names the
 file and says what to do, before any output exists; fp16 weights just work.
 
-``tests/test_model.py`` checks the loader's messages case by case; here the same files go
+``tests/models/test_model.py`` checks the loader's messages case by case; here the same files go
 through ``python -m lipsync`` end to end, and the malicious pickle is proven inert.
 """
 

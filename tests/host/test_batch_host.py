@@ -1,8 +1,8 @@
-"""ReSync Lip-Sync Batch in a real ComfyUI, over HTTP (marker ``host``; see tests/test_host.py
+"""ReSync Lip-Sync Batch in a real ComfyUI, over HTTP (marker ``host``; see tests/host/test_host.py
 for COMFYUI_DIR / COMFYUI_PYTHON). The issue's "done means" on the shared real-face clip and the
 random checkpoint: 4 videos (one corrupt) × 1 voice, the same batch again, 1 video × 3 voices.
 
-    COMFYUI_DIR=… COMFYUI_PYTHON=… python -m pytest -m host tests/test_batch_host.py -v -s
+    COMFYUI_DIR=… COMFYUI_PYTHON=… python -m pytest -m host tests/host/test_batch_host.py -v -s
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lipsync.media.video import probe
 
 pytestmark = pytest.mark.host
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", REPO.parent / "shared"))
 CLIP = SHARED / "media" / "astronaut_closeup_5s_silent.mp4"
 VOICE = SHARED / "media" / "speech_piper_16k_5s.wav"

@@ -3,8 +3,8 @@ the network runs and while encoding leaves no partial file under the output name
 file and no running thread, and the next run succeeds; Ctrl-C in the CLI exits 130 with nothing
 written, in each phase; a run after a crash clears the crash's leftovers.
 
-The host's interrupt button belongs to the node tests (``tests/test_nodes*.py``); one exception
-on one item of a batch is tested with the batch mode, in ``tests/test_batch.py`` (skipped below).
+The host's interrupt button belongs to the node tests (``tests/nodes/test_nodes*.py``); one exception
+on one item of a batch is tested with the batch mode, in ``tests/engine/test_batch.py`` (skipped below).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lipsync.media import _encode, atomic
 from lipsync.errors import Cancelled
 from lipsync.media.video import TEMP_MARKER, VideoWriter, cleanup_stale_temp_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 100
 
 
@@ -271,9 +271,9 @@ def test_ctrl_c_in_the_cli_in_each_phase(clip: Path, tmp_path: Path) -> None:
 # --- batches --------------------------------------------------------------------------------------
 
 
-@pytest.mark.skip(reason="batch isolation is tested with the batch mode: tests/test_batch.py")
+@pytest.mark.skip(reason="batch isolation is tested with the batch mode: tests/engine/test_batch.py")
 def test_an_exception_on_one_batch_item_leaves_the_others() -> None:
-    """Covered by tests/test_batch.py (another engineer's): one corrupt video of four, or a video
+    """Covered by tests/engine/test_batch.py (another engineer's): one corrupt video of four, or a video
     without a face or a missing file, fails only its item, and the report says which and why."""
 
 

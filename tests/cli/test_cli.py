@@ -16,7 +16,7 @@ import pytest
 from conftest import CHECKPOINT, FIXTURE, MEDIA, need, sigint_default
 from lipsync.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

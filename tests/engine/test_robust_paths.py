@@ -31,7 +31,7 @@ from lipsync.media import _encode, atomic
 from lipsync.models.wav2lip.checkpoint import read_state_dict
 from lipsync.errors import ModelError, OutputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ODD = "vidéo ünïcödé 日本語 😀 (1)"
 
 

@@ -6,7 +6,7 @@ is ``pip install -e``'d into that environment if it is not already, then a serve
 a free loopback port over a temporary base folder with this repository linked into
 custom_nodes/ and the random Wav2Lip checkpoint reached through --extra-model-paths-config.
 
-    COMFYUI_DIR=/path/ComfyUI COMFYUI_PYTHON=/path/venv/bin/python python -m pytest -m host tests/test_host.py -v
+    COMFYUI_DIR=/path/ComfyUI COMFYUI_PYTHON=/path/venv/bin/python python -m pytest -m host tests/host/test_host.py -v
 
 Each API workflow in workflows/api/ runs on the shared media (CPU, seconds each); the mp4s are
 checked (H.264 + AAC, frames, duration, size, the workflow embedded), as are an execution
@@ -32,7 +32,7 @@ from lipsync.media.video import VideoWriter
 
 pytestmark = pytest.mark.host
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LIPSYNC_SHARED", REPO.parent / "shared"))
 MEDIA = ("astronaut_closeup_5s_silent.mp4", "speech_piper_16k_5s.wav", "speech_espeak_16k_5s.wav")
 CHECKPOINT = SHARED / "fixtures" / "wav2lip_reference" / "random_wav2lip.pth"

@@ -158,7 +158,7 @@ def test_silence_is_floor_and_bad_input() -> None:
 
 def test_module_import_is_light() -> None:
     code = "import sys, lipsync.media.audio; assert 'librosa' not in sys.modules, 'librosa imported'"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 

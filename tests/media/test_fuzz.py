@@ -6,7 +6,7 @@ The rule checked on every example: the call returns valid output (a sane ``Video
 frames, a finite float32 ``Waveform``) or raises the library's own ``VideoError``/``AudioError``
 (whose message names the file) — never another exception, never a hang, never a crash.
 
-The examples run in a child process (``python tests/test_fuzz.py SECONDS OUT``) so that a hang or
+The examples run in a child process (``python tests/media/test_fuzz.py SECONDS OUT``) so that a hang or
 a crash inside FFmpeg cannot take pytest down: a per-call watchdog (``faulthandler``) kills the
 child after ``CALL_TIMEOUT_S`` and prints where it hung, an address-space limit turns a runaway
 allocation into a MemoryError, and the input being tried is always on disk, so the parent can
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST_BUDGET_S = 20
 SLOW_BUDGET_S = 300
 CALL_TIMEOUT_S = 20
