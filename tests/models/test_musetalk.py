@@ -205,7 +205,7 @@ def test_batches_and_latent_cache(gen, exp_a):
 # ---- the product's rules ------------------------------------------------------------------------
 
 def test_frame_counts_cover_the_whole_audio(gen):
-    from lipsync.media.audio import frame_count_for_audio
+    from lipsync.models.wav2lip.mel import frame_count_for_audio
 
     for samples, fps in [(32480, Fraction(25)), (32000, Fraction(25)), (160000, Fraction(30000, 1001)), (1, Fraction(25))]:
         audio = gen.prepare_audio(np.zeros(samples, np.float32))
