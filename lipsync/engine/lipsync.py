@@ -29,10 +29,9 @@ from ..options import LipSyncOptions, RunOptions, default_of
 from ..restore import FaceRestorer, load_restorer
 from ..types import Waveform
 from .stages import (
-    Item,
+    Generating,
     buffer_sizes,
     composite,
-    generate,
     machine_sharing,
     numbered,
     output_fps,
@@ -146,12 +145,7 @@ def lipsync_video(
     items = islice(numbered(tracked), start, stop)
     chunk_size, depth = buffer_sizes(opts, size)
     paste = composite(opts.composite)
-    with_face = 0
-
-    def work(chunk: list[Item]) -> None:
-        nonlocal with_face
-        generate(chunk, generator, features, fps, opts, restorer)
-        with_face += sum(1 for item in chunk if item.face.box is not None)
+    work = Generating(generator, features, fps, opts, restorer)
 
     audio_source = prepared.source if audio_track else None
     name = Path(output).name
@@ -170,7 +164,7 @@ def lipsync_video(
         if done == 0:
             raise InputError(f"{Path(video_path).name} gave no frames to process.")
     warnings = []
-    if with_face == 0:
+    if work.with_face == 0:
         warnings.append(
             f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
             "with the new audio; check that the face is visible and upright, or give a fixed face box."
@@ -180,7 +174,7 @@ def lipsync_video(
         frames=done,
         fps=fps,
         duration=float(done / fps),
-        frames_with_face=with_face,
+        frames_with_face=work.with_face,
         detector="fixed box" if opts.faces.box is not None else getattr(detector, "name", "?"),
         seconds=time.perf_counter() - t0,
         warnings=warnings,

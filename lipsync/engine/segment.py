@@ -175,7 +175,7 @@ def revoice_segment(
     from ..options import LipSyncOptions
     from ..restore import load_restorer
     from .lipsync import prepare_audio
-    from .stages import buffer_sizes, composite, generate, machine_sharing, run_stages
+    from .stages import Generating, buffer_sizes, composite, machine_sharing, run_stages
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
@@ -199,12 +199,7 @@ def revoice_segment(
     size = (info.height, info.width)
     chunk_size, depth = buffer_sizes(opts, size)
     paste = composite(opts.composite)
-    with_face = 0
-
-    def work(chunk: list[Item]) -> None:
-        nonlocal with_face
-        generate(chunk, generator, features, fps, opts, restorer)
-        with_face += sum(1 for item in chunk if item.face.box is not None)
+    work = Generating(generator, features, fps, opts, restorer)
 
     def write(item: Item) -> None:
         if first <= item.index < stop:
@@ -227,7 +222,7 @@ def revoice_segment(
             raise InputError(f"{Path(path).name} has only {written} frames; the range starts at frame {first}.")
     if progress is not None:
         progress(written, written)
-    return SegmentResult(Path(output), written, fps, first, min(stop, written), with_face, time.perf_counter() - t0,
+    return SegmentResult(Path(output), written, fps, first, min(stop, written), work.with_face, time.perf_counter() - t0,
                          warnings)
 
 

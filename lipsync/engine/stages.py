@@ -42,6 +42,7 @@ from .length import sequence_frames
 __all__ = [
     "NO_FACE",
     "FRAME_BUFFER_BYTES",
+    "Generating",
     "Item",
     "buffer_sizes",
     "chunked",
@@ -183,6 +184,20 @@ def generate(
         faces = generator.to_uint8_reference(faces)
     for j, k in enumerate(with_face):
         chunk[k].generated = faces[j]
+
+
+class Generating:
+    """The work step of a job for ``run_stages``: ``generate`` each chunk and count the frames
+    that had a face (``with_face``)."""
+
+    def __init__(self, generator: Generator, features: AudioFeatures, fps: Fraction, options: LipSyncOptions,
+                 restorer: FaceRestorer | None = None) -> None:
+        self.generator, self.features, self.fps, self.options, self.restorer = generator, features, fps, options, restorer
+        self.with_face = 0
+
+    def __call__(self, chunk: list[Item]) -> None:
+        generate(chunk, self.generator, self.features, self.fps, self.options, self.restorer)
+        self.with_face += sum(1 for item in chunk if item.face.box is not None)
 
 
 # --- back into the frame
