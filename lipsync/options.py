@@ -174,7 +174,7 @@ class ModelOptions(_Group):
 class CompositeOptions(_Group):
     """Putting the generated face back into the frame (``lipsync.composite``)."""
 
-    mode: CompositeMode = setting("mouth", "mouth: only the lower face changes, soft edges (default); reference: "
+    mode: CompositeMode = setting("mouth", "mouth: only the lower face changes, soft edges; reference: "
                                   "the whole box pasted hard, as the original", choices=CompositeMode)
     feather: float = setting(0.15, "mouth mode: width of the soft edge, as a fraction of the face box width",
                              min=0.0, max=0.5, step=0.01)
