@@ -244,6 +244,9 @@ GROUPS: dict[str, type] = {
 }
 """The option groups by their attribute name in ``LipSyncOptions``."""
 
+_OWNER = {f.name: group for group, klass in GROUPS.items() for f in fields(klass)}
+"""The group of each field name (field names are unique across groups)."""
+
 
 @dataclass(frozen=True)
 class LipSyncOptions:
@@ -268,7 +271,7 @@ class LipSyncOptions:
     @classmethod
     def of(cls, *, reference: bool = False, **settings: Any) -> LipSyncOptions:
         """Options from flat field names (``box=…, lossless=True``), each sent to its group."""
-        owner = {f.name: group for group, klass in GROUPS.items() for f in fields(klass)}
+        owner = _OWNER
         unknown = sorted(set(settings) - set(owner))
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
@@ -280,7 +283,7 @@ class LipSyncOptions:
     def replace(self, **settings: Any) -> LipSyncOptions:
         """A copy with fields of any group changed by their flat names."""
         groups: dict[str, Any] = {}
-        owner = {f.name: group for group, klass in GROUPS.items() for f in fields(klass)}
+        owner = _OWNER
         for name, value in settings.items():
             if name == "reference":
                 continue
