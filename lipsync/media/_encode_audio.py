@@ -14,6 +14,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .audio import PlacedAudio
 from ..errors import AudioError
 from ..types import Waveform
 
@@ -124,32 +125,33 @@ def _waveform_pump(wave: Waveform, codec: str, start_s: float) -> _AudioPump:
 
 
 class _FileAudio:
-    """Stream-decodes the first audio track of a file; the file stays open until ``close``."""
+    """Stream-decodes the first audio track of a file, placed on the file's own timeline (as
+    ``load_audio`` places it: 0 s is its first video frame); the file stays open until ``close``."""
 
     def __init__(self, path: str, codec: str, start_s: float) -> None:
         self.path = path
         if not os.path.isfile(path):
             raise AudioError(f"The audio file {path} does not exist; check the path.")
-        try:
-            self._container = av.open(path, metadata_errors="ignore")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise AudioError(f"Cannot open the audio file {path} ({exc}); convert it to WAV, MP3 or M4A.") from exc
-        if not self._container.streams.audio:
-            self._container.close()
-            raise AudioError(f"The file {path} has no audio track; give a file with sound.")
-        stream = self._container.streams.audio[0]
-        channels = stream.codec_context.layout.nb_channels or 2
-        layout = _LAYOUTS.get(channels, "stereo")  # >8 channels: downmix to stereo
-        self.pump = _AudioPump(self._frames(stream), _audio_rate(codec, stream.rate), layout, start_s, path)
+        self._placed = PlacedAudio(path)
+        channels, rate = self._placed.channels, self._placed.sample_rate
+        layout = _LAYOUTS.get(channels, "stereo")  # >8 channels: downmixed to stereo
+        self.pump = _AudioPump(self._frames(channels, rate), _audio_rate(codec, rate), layout, start_s, path)
 
-    def _frames(self, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
-        try:
-            yield from self._container.decode(stream)
-        except av.FFmpegError as exc:
-            raise AudioError(f"The audio file {self.path} is damaged ({exc}); re-export it.") from exc
+    def _frames(self, channels: int, rate: int) -> Iterator[av.AudioFrame]:
+        """The placed blocks as packed float frames; channels beyond 8 are averaged to mono first
+        (no layout tells where they sit), which the pump then spreads to stereo."""
+        layout = _LAYOUTS.get(channels, "mono")
+        for block in self._placed.blocks():
+            if channels not in _LAYOUTS:
+                block = block.mean(axis=0, keepdims=True)
+            for begin in range(0, block.shape[1], _CHUNK):
+                piece = np.ascontiguousarray(block[:, begin : begin + _CHUNK].T, dtype=np.float32)
+                frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="flt", layout=layout)
+                frame.sample_rate = rate
+                yield frame
 
     def close(self) -> None:
-        self._container.close()
+        self._placed.close()
 
 
 class _AudioTrack:

@@ -1,4 +1,5 @@
-"""Audio in: decode any file, normalise arrays to a ``Waveform``, resample to the models' 16 kHz mono.
+"""Audio in: decode any file on its own timeline, normalise arrays to a ``Waveform``, resample to
+the models' 16 kHz mono.
 
 Each model family turns the 16 kHz voice into its own features (Wav2Lip's mel spectrogram:
 ``lipsync.models.wav2lip.mel``).
@@ -6,17 +7,20 @@ Each model family turns the 16 kHz voice into its own features (Wav2Lip's mel sp
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from . import _audio_timeline
 from ..errors import AudioError
 from ..types import Waveform
 
-__all__ = ["MODEL_RATE", "load_audio", "to_model_rate", "waveform_from_array"]
+__all__ = ["MODEL_RATE", "PlacedAudio", "describe_placement", "load_audio", "to_model_rate", "waveform_from_array"]
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +95,12 @@ def _match_block(block: FloatArray, rate: int, channels: int, want_rate: int) ->
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
-def _decode(container: Any, stream: Any, path: str) -> tuple[FloatArray, int]:
-    """Decode every frame of one audio stream, skipping packets FFmpeg reports as damaged."""
+def _decoded(container: Any, stream: Any, path: str) -> Iterator[tuple[FloatArray, int, float | None]]:
+    """(samples, rate, presentation time in s or None) of every frame of one audio stream,
+    skipping packets FFmpeg reports as damaged."""
     import av
 
-    blocks: list[FloatArray] = []
-    rate = channels = skipped = 0
+    skipped, found = 0, False
     last_error = ""
     try:
         for packet in container.demux(stream):
@@ -107,14 +111,12 @@ def _decode(container: Any, stream: Any, path: str) -> tuple[FloatArray, int]:
                 continue
             for frame in frames:
                 block = _frame_to_float(frame)
-                if not rate:
-                    rate, channels = int(frame.sample_rate), block.shape[0]
-                elif (frame.sample_rate, block.shape[0]) != (rate, channels):
-                    block = _match_block(block, int(frame.sample_rate), channels, rate)
                 if block.shape[1]:
-                    blocks.append(block)
+                    found = True
+                    time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                    yield block, int(frame.sample_rate), time
     except av.FFmpegError as exc:
-        if not blocks:
+        if not found:
             raise AudioError(
                 f"Audio file '{path}' could not be decoded ({exc}); it may be corrupt or "
                 "truncated: re-export it (e.g. as WAV) and try again."
@@ -122,27 +124,19 @@ def _decode(container: Any, stream: Any, path: str) -> tuple[FloatArray, int]:
         log.warning("%s: decoding stopped early (%s); using the audio read so far.", path, exc)
     if skipped:
         log.warning("%s: skipped %d damaged audio packet(s).", path, skipped)
-    if not blocks:
+    if not found:
         raise AudioError(
             f"Audio file '{path}' decoded to zero samples{last_error}; it is empty, corrupt or "
             "in a codec this FFmpeg cannot decode: re-export it (e.g. as WAV) and try again."
         )
-    return np.ascontiguousarray(np.concatenate(blocks, axis=1)), rate
 
 
-def load_audio(path: str | os.PathLike[str]) -> Waveform:
-    """Decode the first audio stream of any file FFmpeg reads (audio or video) at its own rate.
-
-    All channels are kept as float32 (channels, samples), nominally in [-1, 1]. Lossy codecs
-    may overshoot full scale slightly; such samples are kept, not clipped, so nothing is lost.
-    Every failure is an ``AudioError`` naming the file and what to do.
-    """
+def _open(name: str) -> Any:
     import av
 
-    name = os.fspath(path)
     _check_file(name)
     try:
-        container = av.open(name, mode="r")
+        return av.open(name, mode="r", metadata_errors="ignore")
     except PermissionError as exc:
         raise AudioError(f"Audio file '{name}' cannot be read (permission denied).") from exc
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
@@ -150,14 +144,103 @@ def load_audio(path: str | os.PathLike[str]) -> Waveform:
             f"File '{name}' is not an audio or video file FFmpeg can read, or it is corrupt; "
             "convert it to WAV or MP3 and try again."
         ) from exc
-    with container:
-        if not container.streams.audio:
-            raise AudioError(
-                f"File '{name}' has no audio track; give a file that contains sound "
-                "(or add an audio track to it)."
-            )
-        stream = container.streams.audio[0]
-        samples, rate = _decode(container, stream, name)
+
+
+class PlacedAudio:
+    """The first audio track of a file, decoded as it is read and placed on the file's timeline.
+
+    0 s is the first video frame (for a file without video, the first audio sample): silence
+    before a track that starts late and in holes, audio before the first frame cut, the padding
+    an MP4/MOV/M4A edit list declares cut (``lipsync.media._audio_timeline``). ``blocks()``
+    yields float32 (channels, n) blocks at ``sample_rate`` with ``channels`` (those of the first
+    frame; later frames that differ are converted); ``placement`` says what was done, complete
+    once ``blocks()`` is exhausted. The file stays open until ``close()`` (or the ``with`` ends).
+    The first frame is decoded on opening, so an undecodable file fails here with an
+    ``AudioError`` naming it and what to do.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._container = _open(self.path)
+        try:
+            if not self._container.streams.audio:
+                raise AudioError(
+                    f"File '{self.path}' has no audio track; give a file that contains sound "
+                    "(or add an audio track to it)."
+                )
+            stream = self._container.streams.audio[0]
+            self._frames = _decoded(self._container, stream, self.path)
+            self._first = next(self._frames)
+        except BaseException:
+            self._container.close()
+            raise
+        block, rate, _ = self._first
+        self.sample_rate, self.channels = rate, int(block.shape[0])
+        tick = float(stream.time_base) if stream.time_base else 0.0
+        self._placer = _audio_timeline.Placer(
+            rate, self.channels, _audio_timeline.clock_origin(self._container, stream),
+            _audio_timeline.declared_end(self._container, stream), tick,
+        )
+
+    @property
+    def placement(self) -> _audio_timeline.Placement:
+        return self._placer.placement
+
+    def blocks(self) -> Iterator[FloatArray]:
+        """The placed samples, block by block (call once)."""
+        first, self._first = self._first, None
+        if first is None:
+            return
+        for block, rate, time in itertools.chain([first], self._frames):
+            if (rate, block.shape[0]) != (self.sample_rate, self.channels):
+                block = _match_block(block, rate, self.channels, self.sample_rate)
+            yield from self._placer.place(block, time)
+
+    def close(self) -> None:
+        self._frames.close()
+        self._container.close()
+
+    def __enter__(self) -> PlacedAudio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_placement(placement: _audio_timeline.Placement) -> list[str]:
+    """Sentences for the user about what placing a track did (empty when it played as decoded)."""
+    notes = []
+    if placement.start is not None and abs(placement.start) >= 0.0005:
+        what = "silence before it" if placement.start > 0 else "the audio before the first frame cut"
+        notes.append(f"the audio starts {placement.start:+.3f} s from the first video frame ({what})")
+    for at, length in placement.gaps:
+        notes.append(f"a {length:.3f} s hole in the audio at {at:.3f} s was filled with silence")
+    if placement.trimmed >= 0.0005:
+        notes.append(f"{placement.trimmed:.3f} s of codec padding after the declared end was cut")
+    return notes
+
+
+def load_audio(path: str | os.PathLike[str]) -> Waveform:
+    """Decode the first audio stream of any file FFmpeg reads (audio or video) at its own rate,
+    placed on the file's timeline as players do (see ``PlacedAudio``): sample 0 plays with the
+    first video frame (a file without video: its first audio sample).
+
+    All channels are kept as float32 (channels, samples), nominally in [-1, 1]. Lossy codecs
+    may overshoot full scale slightly; such samples are kept, not clipped, so nothing is lost.
+    Every failure is an ``AudioError`` naming the file and what to do.
+    """
+    name = os.fspath(path)
+    with PlacedAudio(name) as placed:
+        blocks = list(placed.blocks())
+        rate = placed.sample_rate
+        for note in describe_placement(placed.placement):
+            log.info("%s: %s.", name, note)
+    if not blocks:
+        raise AudioError(
+            f"Audio file '{name}' has no sound after its first video frame; give a file whose sound "
+            "overlaps its picture."
+        )
+    samples = np.ascontiguousarray(np.concatenate(blocks, axis=1))
     check_finite(samples, f"Audio file '{name}'")
     return Waveform(samples=samples, sample_rate=rate, source=name)
 
