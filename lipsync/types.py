@@ -81,6 +81,14 @@ class VideoInfo:
     duration: float
     rotation: int = 0
     has_audio: bool = False
+    audio_start: float | None = None
+    """Seconds from the first video frame to the first sample of the audio track, from the header
+    (> 0: the sound starts late, silence plays before it; < 0: sound before the picture, which is
+    cut); None without audio or a start time."""
+    audio_gaps: tuple[tuple[float, float], ...] | None = None
+    """Holes in the audio track, (where, how long) in seconds from the first video frame, read
+    from an MP4/MOV index; None when the container lists no full index (decoding fills every hole
+    with silence either way)."""
     codec: str = ""
     is_still: bool = False
 

@@ -50,13 +50,16 @@ def selected_count(total: int, frame_load_cap: int, skip_first_frames: int, sele
 
 
 def _audio_for_frames(path: str, info: VideoInfo, start_s: float, duration_s: float) -> Waveform:
-    """The file's audio under the loaded frames; silence when the file has none."""
+    """The file's audio under the loaded frames, exactly as long as they are: placed on the file's
+    timeline (silence before a late start), padded with silence where the sound ends first;
+    silence when the file has none."""
     if info.has_audio:
         wave = load_audio(path)
         first = round(start_s * wave.sample_rate)
-        last = first + round(duration_s * wave.sample_rate)
-        samples = wave.samples[:, first:last]
+        count = round(duration_s * wave.sample_rate)
+        samples = wave.samples[:, first : first + count]
         if samples.shape[1]:
+            samples = np.pad(samples, ((0, 0), (0, count - samples.shape[1])))
             return Waveform(np.ascontiguousarray(samples), wave.sample_rate, wave.source)
     silent = np.zeros((1, max(1, round(duration_s * _SILENCE_RATE))), dtype=np.float32)
     return Waveform(silent, _SILENCE_RATE, f"{path} (no audio: silence)")

@@ -170,3 +170,17 @@ def header_gaps(container: Any, audio: Any, origin: float) -> tuple[tuple[float,
     holes = np.flatnonzero(steps > 1.5 * usual)
     base = float(audio.time_base)
     return tuple((float((times[i] + usual) * base) - origin, float((steps[i] - usual) * base)) for i in holes)
+
+
+def header_report(container: Any) -> tuple[float | None, tuple[tuple[float, float], ...] | None]:
+    """(start, gaps) of the first audio track from the header alone, in seconds from the first
+    video frame: ``start`` where the track's first sample plays (> 0: it starts late), None
+    without audio or a start time; ``gaps`` as ``header_gaps``."""
+    if not container.streams.audio:
+        return None, None
+    audio = container.streams.audio[0]
+    origin = clock_origin(container, audio)
+    start = _seconds(audio.start_time, audio.time_base)
+    if origin is None or start is None:
+        return None, None
+    return start - origin, header_gaps(container, audio, origin)

@@ -26,6 +26,7 @@ from ._encode import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
 from .atomic import TEMP_MARKER, cleanup_stale_temp_files
 from .formats import STILL_SUFFIXES, frame_rate, nominal_rate
 from . import _seek
+from ._audio_timeline import header_report
 from ..errors import VideoError
 from ..types import Frame, VideoInfo
 
@@ -272,10 +273,12 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_F
         count = stream.frames or round(duration * rate)
         rotation = _clockwise(first.rotation)
         width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        audio_start, audio_gaps = header_report(container)
         return VideoInfo(
             path=name, width=width, height=height, fps=rate, frame_count=int(count),
             duration=duration or float(count / rate), rotation=rotation,
-            has_audio=bool(container.streams.audio), codec=stream.codec_context.name, is_still=False,
+            has_audio=bool(container.streams.audio), audio_start=audio_start, audio_gaps=audio_gaps,
+            codec=stream.codec_context.name, is_still=False,
         )
 
 
