@@ -75,21 +75,21 @@ def write_audio(
 def clapper(
     path: Path, *, seconds: float = 4.0, flashes: Sequence[float] = (0.6, 1.4, 2.6, 3.4),
     extra_beeps: Sequence[float] = (), audio_from: float = 0.0, video_from: float = 0.0,
-    drop: tuple[float, float] | None = None, rate: int = RATE,
+    drop: tuple[float, float] | None = None, rate: int = RATE, size: int = SIZE,
 ) -> Path:
-    """A 64x64 H.264 + AAC mp4: flashes (white frames) and beeps at ``flashes`` (s on the file's
+    """A ``size``² H.264 + AAC mp4: flashes (white frames) and beeps at ``flashes`` (s on the file's
     clock, on frame instants); picture from ``video_from``, sound from ``audio_from`` to
     ``seconds``; ``extra_beeps`` sound without a flash; audio packets in ``drop`` left out."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS)
-        video.width = video.height = SIZE
+        video.width = video.height = size
         video.pix_fmt = "yuv420p"
         audio = add_audio(container, rate)
         first = round(video_from * FPS)
         lit = {round(f * FPS) for f in flashes}
         for k in range(first, round(seconds * FPS)):
             level = WHITE if k in lit else DARK
-            frame = av.VideoFrame.from_ndarray(np.full((SIZE, SIZE, 3), level, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), level, np.uint8), format="rgb24")
             frame.pts, frame.time_base = k, Fraction(1, FPS)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
