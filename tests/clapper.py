@@ -10,6 +10,7 @@ its own timestamp (nothing else), as an independent check of the library's place
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -119,7 +120,7 @@ def beep_times(samples: np.ndarray, rate: int) -> list[float]:
     if not len(level) or level.max() <= 0:
         return []
     loud = np.flatnonzero(level > level.max() / 2)
-    onsets = [int(loud[0])] + [int(b) for a, b in zip(loud[:-1], loud[1:]) if (b - a) * hop > 0.2 * rate]
+    onsets = [int(loud[0])] + [int(b) for a, b in itertools.pairwise(loud) if (b - a) * hop > 0.2 * rate]
     return [(k * hop + window / 2) / rate for k in onsets]
 
 
