@@ -19,6 +19,8 @@ the first video frame (for a file without video: the first audio sample):
 
 Timestamps closer than ``tolerance`` to where the previous block ended count as contiguous,
 so the rounding of coarse time bases (Matroska's milliseconds) neither adds nor drops samples.
+Broken timestamps (a leap of more than a minute, a step back of more than a second: joined
+recordings, damaged files) restart the clock there, so the audio follows on without a gap.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ FloatArray = npt.NDArray[np.float32]
 GAP_TOLERANCE_S = 0.001
 """A timestamp this far (or one time-base tick, if coarser) from the running position is jitter,
 not a gap or an overlap."""
+MAX_LEAP_S = 60.0
+"""A timestamp leap longer than this is a broken timestamp, not a pause (as for the video)."""
+MAX_REWIND_S = 1.0
+"""A timestamp further back than this is a reset of the clock (joined recordings), not an overlap."""
 SILENCE_BLOCK = 16384
 """Silence is handed out in blocks of at most this many samples (bounded memory per block)."""
 _DECLARED_END_FORMATS = ("mov", "mp4", "m4a", "3gp")
@@ -85,12 +91,14 @@ class Placement:
 
     ``start``: where the first decoded sample plays (> 0: silence before it; < 0: that much
     audio before the picture was cut). ``gaps``: (where, how long) of each hole filled with
-    silence. ``trimmed``: padding cut at the declared end.
+    silence. ``trimmed``: padding cut at the declared end. ``resets``: broken timestamps
+    (leaps, rewinds) where the audio was taken to follow on without a gap.
     """
 
     start: float | None = None
     gaps: list[tuple[float, float]] = field(default_factory=list)
     trimmed: float = 0.0
+    resets: int = 0
 
 
 class Placer:
@@ -107,6 +115,7 @@ class Placer:
         self.rate, self.channels = rate, channels
         self.origin, self.end = origin, end
         self.position = 0
+        self._next = 0  # where the next block starts if it follows the last one without a gap
         self.tolerance = max(math.ceil(GAP_TOLERANCE_S * rate), math.ceil(tick * rate))
         self.placement = Placement()
         self._limit: int | None = None
@@ -124,11 +133,7 @@ class Placer:
                 self.origin = time if time is not None else 0.0
             if self.end is not None:
                 self._limit = round((self.end - self.origin) * self.rate)
-        at = self.position if time is None else round((time - self.origin) * self.rate)  # type: ignore[operator]
-        if first:
-            self.placement.start = at / self.rate
-        elif abs(at - self.position) <= self.tolerance:
-            at = self.position  # jitter of the time base: contiguous
+        at = self._where(block, time, first)
         if at > self.position:
             if not first:
                 self.placement.gaps.append((self.position / self.rate, (at - self.position) / self.rate))
@@ -147,6 +152,30 @@ class Placer:
         if keep:
             self.position += keep
             yield block
+
+    def _where(self, block: FloatArray, time: float | None, first: bool) -> int:
+        """The output sample where ``block`` starts: its timestamp on the output clock, or right
+        after the previous block when it has none, lies within the jitter tolerance, or is broken
+        (a leap forward of more than ``MAX_LEAP_S``, back by more than ``MAX_REWIND_S``: a
+        timestamp reset, where the clock restarts)."""
+        at = self._next if time is None else round((time - self.origin) * self.rate)  # type: ignore[operator]
+        if first:
+            broken = at > MAX_LEAP_S * self.rate
+            if not broken:
+                self.placement.start = at / self.rate
+        else:
+            step = at - self._next
+            broken = not -MAX_REWIND_S * self.rate <= step <= MAX_LEAP_S * self.rate
+            if abs(step) <= self.tolerance:
+                at = self._next  # jitter of the time base: contiguous
+        if broken and time is not None:
+            at = self.position if first else self._next
+            self.origin = time - at / self.rate
+            self.placement.resets += 1
+            if first:
+                self.placement.start = 0.0
+        self._next = at + block.shape[1]
+        return at
 
     def _room(self, count: int) -> int:
         """How many of ``count`` more samples fit before the declared end."""

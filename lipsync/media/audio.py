@@ -215,6 +215,9 @@ def describe_placement(placement: _audio_timeline.Placement) -> list[str]:
         notes.append(f"the audio starts {placement.start:+.3f} s from the first video frame ({what})")
     for at, length in placement.gaps:
         notes.append(f"a {length:.3f} s hole in the audio at {at:.3f} s was filled with silence")
+    if placement.resets:
+        notes.append(f"{placement.resets} broken audio timestamp(s) (a jump of over a minute, or back over a second) "
+                     "were ignored: the sound there follows on without a gap")
     if placement.trimmed >= 0.0005:
         notes.append(f"{placement.trimmed:.3f} s of codec padding after the declared end was cut")
     return notes

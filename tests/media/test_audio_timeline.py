@@ -114,6 +114,25 @@ def test_the_placer_keeps_time_base_jitter_contiguous_and_cuts_overlaps() -> Non
     assert got.shape[1] == 25 and overlap.placement.trimmed == pytest.approx(0.005)
 
 
+def test_broken_timestamps_restart_the_clock_instead_of_adding_or_dropping_sound() -> None:
+    ones = np.ones((1, 100), np.float32)
+    placer = Placer(1000, 1, origin=0.0, end=None)
+    times = (0.0, 0.1, 500.0, 500.1, 3.0, 3.1)  # a leap of 8 minutes, then a reset back to 3 s
+    got = np.concatenate([b for t in times for b in placer.place(ones, t)], axis=1)
+    assert got.shape[1] == 600 and got.all()
+    assert placer.placement.resets == 2 and placer.placement.gaps == []
+    late = Placer(1000, 1, origin=0.0, end=None)  # a first timestamp hours away: not hours of silence
+    assert sum(b.shape[1] for b in late.place(ones, 7200.0)) == 100 and late.placement.start == 0.0
+
+
+def test_audio_before_the_picture_is_cut_block_by_block() -> None:
+    ones = np.ones((1, 100), np.float32)
+    placer = Placer(1000, 1, origin=5.0, end=None)  # the picture starts 5 s into the sound
+    got = [b for t in np.arange(0, 5.3, 0.1) for b in placer.place(ones, float(t))]
+    assert sum(b.shape[1] for b in got) == 300 and placer.placement.start == pytest.approx(-5.0)
+    assert placer.placement.resets == 0
+
+
 @pytest.mark.skipif(not CASES.exists(), reason="shared cases missing")
 def test_shared_cases_audio_late_and_m4a_padding() -> None:
     late = load_audio(CASES / "audio_track_starts_late" / "clapper_audio_late.mp4")
