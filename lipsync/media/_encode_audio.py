@@ -6,10 +6,12 @@ Kept apart from the video side so each reads on its own; only ``_encode`` uses i
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -33,19 +35,23 @@ def _audio_rate(codec: str, rate: int) -> int:
 class _AudioPump:
     """Float32 planar samples at the output rate and layout, read in exact amounts.
 
-    Wraps a lazy stream of ``av.AudioFrame`` (decoded from a file or cut from an array),
-    resamples it (a pass-through when rate and layout already match), drops the first ``skip``
-    samples (``audio_start``), prepends silence for a negative start and returns silence after
-    the end, so the caller can always ask for exactly the samples the video needs.
+    Wraps a lazy stream of ``av.AudioFrame`` (decoded from a file or cut from an array) and
+    resamples it (a pass-through when rate and layout already match), or a lazy stream of
+    float32 (channels, n) arrays already at the output rate and layout (``ready``); drops the
+    first ``skip`` samples (``audio_start``), prepends silence for a negative start and returns
+    silence after the end, so the caller can always ask for exactly the samples the video needs.
     """
 
-    def __init__(self, frames: Iterator[av.AudioFrame], rate: int, layout: str, start_s: float, source: str) -> None:
+    def __init__(
+        self, frames: Iterator[av.AudioFrame] | Iterator[np.ndarray], rate: int, layout: str, start_s: float,
+        source: str, *, ready: bool = False,
+    ) -> None:
         self.source = source
         self.rate = rate
         self.layout = layout
         self.channels = av.AudioLayout(layout).nb_channels
-        self._frames: Iterator[av.AudioFrame] | None = frames
-        self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self._frames: Iterator[Any] | None = frames
+        self._resampler = None if ready else av.AudioResampler(format="fltp", layout=layout, rate=rate)
         self._blocks: deque[np.ndarray] = deque()
         self._buffered = 0
         offset = round(start_s * rate)
@@ -58,22 +64,28 @@ class _AudioPump:
             self._blocks.append(block)
             self._buffered += block.shape[1]
 
-    def _pull(self) -> bool:
-        """Decode and resample one more source frame into the buffer; False at the end."""
-        if self._frames is None:
-            return False
-        frame = next(self._frames, None)
-        if frame is None:
-            self._frames = None
+    def _convert(self, frame: av.AudioFrame | None) -> list[np.ndarray]:
         try:
-            converted = self._resampler.resample(frame)
+            converted = self._resampler.resample(frame)  # type: ignore[union-attr]
         except (av.FFmpegError, ValueError) as exc:
             raise AudioError(
                 f"Cannot convert the audio {self.source} to {self.layout} at {self.rate} Hz ({exc}); "
                 "re-export it as stereo WAV."
             ) from exc
-        for out in converted:
-            block = out.to_ndarray().astype(np.float32, copy=False)
+        return [out.to_ndarray().astype(np.float32, copy=False) for out in converted]
+
+    def _pull(self) -> bool:
+        """Decode (and resample) one more piece of the source into the buffer; False at the end."""
+        if self._frames is None:
+            return False
+        item = next(self._frames, None)
+        if item is None:
+            self._frames = None
+        if self._resampler is not None:
+            blocks = self._convert(item)
+        else:
+            blocks = [] if item is None else [item]
+        for block in blocks:
             if self._skip:
                 cut = min(self._skip, block.shape[1])
                 block, self._skip = block[:, cut:], self._skip - cut
@@ -135,20 +147,33 @@ class _FileAudio:
         self._placed = PlacedAudio(path)
         channels, rate = self._placed.channels, self._placed.sample_rate
         layout = _LAYOUTS.get(channels, "stereo")  # >8 channels: downmixed to stereo
-        self.pump = _AudioPump(self._frames(channels, rate), _audio_rate(codec, rate), layout, start_s, path)
+        out_rate = _audio_rate(codec, rate)
+        if out_rate == rate and channels in _LAYOUTS:  # the usual case: no conversion at all
+            self.pump = _AudioPump(self._placed.blocks(), rate, layout, start_s, path, ready=True)
+        else:
+            self.pump = _AudioPump(self._frames(channels, rate), out_rate, layout, start_s, path)
 
     def _frames(self, channels: int, rate: int) -> Iterator[av.AudioFrame]:
-        """The placed blocks as packed float frames; channels beyond 8 are averaged to mono first
-        (no layout tells where they sit), which the pump then spreads to stereo."""
+        """The placed blocks as packed float frames of about ``_CHUNK`` samples (codec frames of
+        1024 joined: fewer calls) for the pump's resampler; channels beyond 8 are averaged to
+        mono first (no layout tells where they sit), which the pump then spreads to stereo."""
         layout = _LAYOUTS.get(channels, "mono")
-        for block in self._placed.blocks():
-            if channels not in _LAYOUTS:
-                block = block.mean(axis=0, keepdims=True)
-            for begin in range(0, block.shape[1], _CHUNK):
-                piece = np.ascontiguousarray(block[:, begin : begin + _CHUNK].T, dtype=np.float32)
-                frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="flt", layout=layout)
-                frame.sample_rate = rate
-                yield frame
+        pending: list[np.ndarray] = []
+        count = 0
+        for block in itertools.chain(self._placed.blocks(), [None]):
+            if block is not None:
+                pending.append(block if channels in _LAYOUTS else block.mean(axis=0, keepdims=True))
+                count += block.shape[1]
+                if count < _CHUNK:
+                    continue
+            if not pending:
+                break
+            joined = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+            pending, count = [], 0
+            packed = np.ascontiguousarray(joined.T, dtype=np.float32).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
+            frame.sample_rate = rate
+            yield frame
 
     def close(self) -> None:
         self._placed.close()

@@ -102,6 +102,7 @@ def _decoded(container: Any, stream: Any, path: str) -> Iterator[tuple[FloatArra
 
     skipped, found = 0, False
     last_error = ""
+    tick = float(stream.time_base) if stream.time_base else 0.0  # frames share the stream's time base
     try:
         for packet in container.demux(stream):
             try:
@@ -113,7 +114,7 @@ def _decoded(container: Any, stream: Any, path: str) -> Iterator[tuple[FloatArra
                 block = _frame_to_float(frame)
                 if block.shape[1]:
                     found = True
-                    time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                    time = frame.pts * tick if frame.pts is not None and tick else None
                     yield block, int(frame.sample_rate), time
     except av.FFmpegError as exc:
         if not found:
