@@ -1,2 +1,3 @@
-"""Media files: decoding video and audio (``video``, ``audio``), encoding (``VideoWriter``),
+"""Media files: decoding video and audio (``video``, ``audio``; the audio placed on the file's own
+timeline by ``_audio_timeline``), encoding (``VideoWriter``),
 atomic file writing (``atomic``) and the file formats and frame rates (``formats``)."""
