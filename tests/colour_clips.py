@@ -139,3 +139,56 @@ def player_view(path: Path, index: int = 0) -> np.ndarray:
     bits = 10 if "10" in frame.format.name else 8
     planes = frame.to_ndarray()  # the stored codes, no conversion
     return yuv420_to_rgb(planes, matrix, full, bits)
+
+
+# --- HDR (BT.2100) clips: patches given in display light, cd/m²
+
+BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+HDR_PATCHES = {
+    "grey 20": (20.0, (1.0, 1.0, 1.0)),
+    "grey 100": (100.0, (1.0, 1.0, 1.0)),
+    "skin 80": (80.0, (0.80, 0.55, 0.45)),
+    "red 60": (60.0, (1.0, 0.05, 0.05)),
+    "white 203": (203.0, (1.0, 1.0, 1.0)),
+    "highlight 600": (600.0, (1.0, 1.0, 1.0)),
+    "highlight 1000": (1000.0, (1.0, 1.0, 1.0)),
+    "black 0": (0.0, (1.0, 1.0, 1.0)),
+}
+"""name -> (luminance in cd/m², linear BT.709 colour whose luminance is scaled to it)."""
+
+
+def hdr_linear(patch: tuple[float, tuple[float, float, float]]) -> np.ndarray:
+    """Display light in BT.2020 primaries, cd/m², of a patch (its BT.709 colour at its luminance)."""
+    nits, colour = patch
+    rgb709 = np.array(colour, dtype=np.float64)
+    luminance = rgb709 @ np.array([0.2126, 0.7152, 0.0722])
+    return BT709_TO_BT2020 @ (rgb709 * nits / luminance)
+
+
+def pq_inverse_eotf(nits: np.ndarray) -> np.ndarray:
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = np.power(np.clip(nits / 10000.0, 0, 1), m1)
+    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+
+
+def hlg_signal(nits: np.ndarray, peak: float = 1000.0, gamma: float = 1.2) -> np.ndarray:
+    """HLG signal of BT.2020 display light (inverse OOTF on luminance, then the OETF)."""
+    display = nits / peak
+    yd = display @ np.array([0.2627, 0.6780, 0.0593])
+    ys = np.power(max(yd, 1e-12), 1 / gamma)
+    scene = display / max(ys ** (gamma - 1), 1e-12)
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    e = np.clip(scene, 0, 1)
+    return np.where(e <= 1 / 12, np.sqrt(3 * e), a * np.log(np.maximum(12 * e - b, 1e-12)) + c)
+
+
+def hdr_image(kind: str, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) R'G'B' [0, 1] of the HDR_PATCHES in ``kind`` ("pq" or "hlg")."""
+    signal = [pq_inverse_eotf(hdr_linear(p)) if kind == "pq" else hlg_signal(hdr_linear(p)) for p in HDR_PATCHES.values()]
+    return patch_image(width, height, np.array(signal))
+
+
+def write_hdr_clip(path: Path, kind: str, codec: str = "libx265", width: int = 256, height: int = 128) -> Path:
+    """A 10-bit BT.2020 PQ or HLG clip (limited range, tagged as phones tag them) of HDR_PATCHES."""
+    tags = {"colorspace": 9, "color_primaries": 9, "color_trc": 16 if kind == "pq" else 18, "color_range": 1}
+    return write_clip(path, hdr_image(kind, width, height), matrix="bt2020", bits=10, tags=tags, codec=codec)

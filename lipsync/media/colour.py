@@ -26,9 +26,10 @@ because the rest of the pipeline (detection, the model, compositing) works on 8-
    BT.2100 OOTF for a 1000 cd/m² display (system gamma 1.2, on luminance);
 3. divided by HDR reference white, 203 cd/m² (ITU-R BT.2408), so reference white is 1.0;
 4. a tone curve on luminance (hue and saturation kept): identity up to ``TONE_KNEE`` (faces,
-   skin and everything up to 75 % of reference white are unchanged), above it an exponential
-   roll-off that is smooth at the knee and reaches 1.0 only at infinite brightness, so
-   highlights keep their gradation instead of clipping;
+   skin and everything up to 75 % of reference white are unchanged), above it an extended
+   Reinhard roll-off (slope 1 at the knee) that reaches SDR white at ``HDR_PEAK`` (1000 cd/m²,
+   the usual mastering peak of phone HDR and HLG's nominal peak), so highlights keep their
+   gradation instead of clipping at 203 cd/m²; brighter light clips;
 5. BT.2020 to BT.709 primaries (a 3x3 matrix on linear light, ITU-R BT.2087), out-of-gamut
    values clipped;
 6. the BT.709 OETF, 8 bits; the output is tagged BT.709 and a warning says so.
@@ -81,7 +82,8 @@ HDR_REFERENCE_WHITE = 203.0
 """cd/m² of HDR reference (diffuse) white, ITU-R BT.2408; it becomes SDR 1.0 before the tone curve."""
 TONE_KNEE = 0.75
 """Relative luminance (1.0 = reference white) up to which the tone curve is the identity."""
-_HLG_PEAK = 1000.0
+HDR_PEAK = 1000.0
+"""cd/m² that the tone curve maps to SDR white (and HLG's nominal display peak)."""
 _HLG_GAMMA = 1.2  # BT.2100 system gamma at a 1000 cd/m² nominal peak
 _BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
 _BT2020_TO_BT709 = np.array(
@@ -179,6 +181,9 @@ conversion: these are within 0.5 of it; swscale's default (bilinear, fast roundi
 too dark in limited range, and ACCURATE_RND alone 3 levels (FFmpeg 8.1 in PyAV 18.1)."""
 _ENCODE_FLAGS = Interpolation.AREA | Interpolation.ACCURATE_RND
 """RGB -> Y'CbCr: chroma is the mean of each 2x2 block (bilinear filters it differently)."""
+_HDR_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+"""Y'CbCr -> 16-bit RGB: FULL_CHR_H_INT garbles the chroma of rgb48 output here; without it the
+result is within 2 10-bit levels of an exact conversion."""
 
 
 def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
@@ -237,11 +242,14 @@ def bt709_oetf(light: np.ndarray) -> np.ndarray:
 
 
 def tone_curve(luminance: np.ndarray) -> np.ndarray:
-    """Relative luminance (1.0 = reference white, any height) -> SDR [0, 1): the identity up
-    to ``TONE_KNEE``, then ``k + (1 - k)·(1 - exp(-(L - k) / (1 - k)))`` (slope 1 at the knee)."""
+    """Relative luminance (1.0 = reference white) -> SDR [0, 1]: the identity up to the knee k,
+    above it ``k + (1 - k)·x·(1 + x/w²)/(1 + x)`` with ``x = (L - k)/(1 - k)`` and ``w`` the x of
+    ``HDR_PEAK`` (extended Reinhard: slope 1 at the knee, 1.0 at the peak), clipped to 1."""
     k = TONE_KNEE
-    rolled = k + (1.0 - k) * (1.0 - np.exp(-(luminance - k) / (1.0 - k)))
-    return np.where(luminance <= k, luminance, rolled)
+    white = (HDR_PEAK / HDR_REFERENCE_WHITE - k) / (1.0 - k)
+    x = np.maximum(luminance - k, 0.0) / (1.0 - k)
+    rolled = k + (1.0 - k) * x * (1.0 + x / (white * white)) / (1.0 + x)
+    return np.minimum(np.where(luminance <= k, luminance, rolled), 1.0)
 
 
 _LUT_CACHE: dict[str, np.ndarray] = {}
@@ -268,13 +276,13 @@ def tone_map(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
     module docstring. Costs about 40 ms per 720p frame on one CPU core."""
     rgb16 = frame.to_ndarray(
         format="rgb48le", src_colorspace=_SWSCALE_MATRIX.get(colour.matrix, 9),
-        src_color_range=_RANGE_CODE[colour.range], interpolation=_DECODE_FLAGS,
+        src_color_range=_RANGE_CODE[colour.range], interpolation=_HDR_FLAGS,
     )
     linear = _signal_lut(colour.transfer)[rgb16]  # (H, W, 3) float32
     luminance = linear @ _BT2020_LUMA if colour.primaries == "bt2020" else linear @ np.array(
         [0.2126, 0.7152, 0.0722], dtype=np.float32)
     if colour.hdr == "hlg":  # BT.2100 OOTF: display light = peak · Ys^(γ-1) · E, relative to reference white
-        gain = (_HLG_PEAK / HDR_REFERENCE_WHITE) * np.power(np.maximum(luminance, 1e-6), _HLG_GAMMA - 1.0)
+        gain = (HDR_PEAK / HDR_REFERENCE_WHITE) * np.power(np.maximum(luminance, 1e-6), _HLG_GAMMA - 1.0)
         linear *= gain[..., None]
         luminance = luminance * gain
     scale = tone_curve(luminance) / np.maximum(luminance, 1e-6)
