@@ -41,8 +41,9 @@ libx265 Main10 or libx264 High 10) would need 16-bit frames through compositing:
 from __future__ import annotations
 
 import av
-from av.video.reformatter import Interpolation
+import cv2
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from ..types import ColourInfo, Frame
 
@@ -253,6 +254,7 @@ def tone_curve(luminance: np.ndarray) -> np.ndarray:
 
 
 _LUT_CACHE: dict[str, np.ndarray] = {}
+_SCALE_STEPS = 65536
 
 
 def _signal_lut(transfer: str) -> np.ndarray:
@@ -265,6 +267,24 @@ def _signal_lut(transfer: str) -> np.ndarray:
     return _LUT_CACHE[transfer]
 
 
+def _luminance_top(transfer: str) -> float:
+    """The largest luminance ``_signal_lut`` gives (PQ: 10000 / 203; HLG scene light: 1)."""
+    return 10000.0 / HDR_REFERENCE_WHITE if transfer == "smpte2084" else 1.0
+
+
+def _scale_lut(transfer: str) -> np.ndarray:
+    """float32[_SCALE_STEPS]: the factor each linear R'G'B' value is multiplied by, indexed by its
+    pixel's luminance in steps of ``_luminance_top / (steps - 1)``: tone curve (and for HLG the
+    OOTF gain ``peak·Ys^(γ-1)``) divided by the luminance, so hue and saturation are kept."""
+    key = f"scale-{transfer}"
+    if key not in _LUT_CACHE:
+        lum = np.linspace(0.0, _luminance_top(transfer), _SCALE_STEPS)
+        lum[0] = lum[1] / 2
+        gain = (HDR_PEAK / HDR_REFERENCE_WHITE) * np.power(lum, _HLG_GAMMA - 1.0) if transfer == "arib-std-b67" else 1.0
+        _LUT_CACHE[key] = (tone_curve(lum * gain) / lum).astype(np.float32)
+    return _LUT_CACHE[key]
+
+
 def _oetf_lut() -> np.ndarray:
     if "oetf" not in _LUT_CACHE:
         _LUT_CACHE["oetf"] = np.rint(bt709_oetf(np.arange(65536) / 65535.0) * 255.0).astype(np.uint8)
@@ -273,21 +293,19 @@ def _oetf_lut() -> np.ndarray:
 
 def tone_map(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
     """An HDR (PQ or HLG) ``frame`` as SDR BT.709 RGB uint8 (H, W, 3); the steps are in the
-    module docstring. Costs about 40 ms per 720p frame on one CPU core."""
+    module docstring. Lookup tables for the curves, OpenCV for the per-pixel matrices."""
     rgb16 = frame.to_ndarray(
         format="rgb48le", src_colorspace=_SWSCALE_MATRIX.get(colour.matrix, 9),
         src_color_range=_RANGE_CODE[colour.range], interpolation=_HDR_FLAGS,
     )
-    linear = _signal_lut(colour.transfer)[rgb16]  # (H, W, 3) float32
-    luminance = linear @ _BT2020_LUMA if colour.primaries == "bt2020" else linear @ np.array(
-        [0.2126, 0.7152, 0.0722], dtype=np.float32)
-    if colour.hdr == "hlg":  # BT.2100 OOTF: display light = peak · Ys^(γ-1) · E, relative to reference white
-        gain = (HDR_PEAK / HDR_REFERENCE_WHITE) * np.power(np.maximum(luminance, 1e-6), _HLG_GAMMA - 1.0)
-        linear *= gain[..., None]
-        luminance = luminance * gain
-    scale = tone_curve(luminance) / np.maximum(luminance, 1e-6)
-    linear *= scale[..., None]
-    if colour.primaries == "bt2020":
-        linear = linear @ _BT2020_TO_BT709.T
-    codes = (np.clip(linear, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    linear = _signal_lut(colour.transfer)[rgb16]  # (H, W, 3) float32, 1.0 = reference white (HLG: scene)
+    weights = _BT2020_LUMA if colour.primaries == "bt2020" else np.array([0.2126, 0.7152, 0.0722], np.float32)
+    step = (_SCALE_STEPS - 1) / _luminance_top(colour.transfer)
+    index = cv2.transform(linear, weights[None, :] * step)
+    np.clip(index, 0, _SCALE_STEPS - 1, out=index)
+    scale = _scale_lut(colour.transfer)[index.astype(np.uint16)]
+    matrix = _BT2020_TO_BT709 if colour.primaries == "bt2020" else np.eye(3, dtype=np.float32)
+    mapped = cv2.transform(linear, matrix * 65535.0)
+    mapped *= scale[..., None]
+    codes = np.clip(mapped, 0.0, 65535.0, out=mapped).astype(np.uint16)
     return np.ascontiguousarray(_oetf_lut()[codes])
