@@ -130,3 +130,24 @@ def test_untagged_hd_case_through_the_cli(tmp_path):
     assert np.abs(patch_means(after, 6, bars, margin=12) - patch_means(before, 6, bars, margin=12)).max() <= 2.0
     top = slice(0, 200)
     assert np.abs(after[top] - before[top]).mean() <= 1.5
+
+
+def test_segment_keeps_the_colours_of_the_untouched_frames(generator, tmp_path):
+    """``segment`` shares the media layer: on the untagged HD case, frames outside the replaced
+    range show exactly the source's colours in a player (lossless) and the output is tagged."""
+    from lipsync.engine.segment import revoice_segment
+    from lipsync.options import LipSyncOptions
+    from lipsync.types import Box
+
+    folder = need(SHARED / "cases" / "untagged_hd_colour")
+    video, audio = folder / "untagged_720p.mp4", folder / "speech_2s.wav"
+    out = tmp_path / "seg.mkv"
+    opts = LipSyncOptions.of(lossless=True, box=Box(300, 600, 500, 800))
+    result = revoice_segment(video, audio, out, generator, opts, start=0.4, end=0.8)
+    assert not [w for w in result.warnings if w.startswith("untagged_720p.mp4:")]  # nothing of the picture lost
+    source = list(iter_frames(video, frame_load_cap=5))
+    written = list(iter_frames(out, frame_load_cap=5))
+    assert all(np.array_equal(a, b) for a, b in zip(source, written, strict=True))
+    before = patch_means(player_view(video, 2) * 255, 6, slice(20, 100), margin=12)
+    after = patch_means(player_view(out, 2) * 255, 6, slice(20, 100), margin=12)
+    assert np.abs(after - before).max() <= 1.0
