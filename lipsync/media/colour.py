@@ -165,7 +165,7 @@ def changes(source: ColourInfo) -> list[str]:
     if source.hdr:
         notes.append(
             f"the video is HDR ({source.hdr.upper()}, {source.primaries} primaries, {source.bit_depth}-bit); the output "
-            "is SDR BT.709 8-bit, tone-mapped (HDR reference white 203 cd/m² to SDR white, highlights rolled off)"
+            "is SDR BT.709 8-bit, tone-mapped (light above 150 cd/m² rolled off, SDR white at 1000 cd/m²)"
         )
     elif source.bit_depth > 8:
         notes.append(f"the video is {source.bit_depth}-bit; the output is 8-bit (same colours, fewer steps)")

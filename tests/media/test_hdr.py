@@ -109,3 +109,21 @@ def test_cli_warns_about_hdr(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(lines) == 1 and "HDR (HLG" in lines[0] and "SDR BT.709" in lines[0]
     assert probe(out).colour.hdr is None
+
+
+def test_batch_report_carries_the_warning(generator, tmp_path):
+    """A batch item made from HDR input is done, and its line of report.json says what changed."""
+    import json
+
+    from lipsync.engine.batch.items import items_for_videos
+    from lipsync.engine.batch.run import run_batch
+    from lipsync.options import LipSyncOptions
+    from lipsync.types import Box
+
+    video = write_hdr_clip(tmp_path / "pq.mp4", "pq", width=256, height=256)
+    opts = LipSyncOptions.of(box=Box(48, 232, 56, 200))
+    report = run_batch(items_for_videos([video], need(FIXTURE / "speech_3s.wav")), tmp_path / "out", generator, opts,
+                       make_zip=False)
+    (item,) = json.loads(report.report_json.read_text())["items"]
+    assert item["status"] == "done"
+    assert len(item["warnings"]) == 1 and "HDR (PQ" in item["warnings"][0]
