@@ -149,13 +149,18 @@ def describe(frame: av.VideoFrame) -> ColourInfo:
 
 def output_colour(source: ColourInfo) -> ColourInfo:
     """The description of the RGB frames ``to_rgb`` makes from ``source``, i.e. what the output
-    is tagged with: HDR and RGB sources (still images, FFV1 RGB) become ``SDR_BT709``; otherwise
-    the source's own description (assumed fields stated, so players need not guess), 8 bits."""
-    if source.hdr or source.matrix == "gbr":
+    is tagged with: HDR becomes ``SDR_BT709``; otherwise the source's own description (assumed
+    fields stated, so players need not guess), 8 bits. RGB sources (still images, FFV1 RGB) keep
+    their primaries and are written as BT.709 limited range Y'CbCr (H.264; FFV1 stays RGB), the
+    sRGB transfer tagged as BT.709 (the tag video players expect)."""
+    if source.hdr:
         return SDR_BT709
-    matrix = source.matrix if source.matrix in _SWSCALE_MATRIX else "bt709"
     primaries = source.primaries if source.primaries in _CODE["primaries"] else "bt709"
     transfer = source.transfer if source.transfer in _CODE["transfer"] else "bt709"
+    if source.matrix == "gbr":
+        transfer = "bt709" if transfer == "iec61966-2-1" else transfer
+        return ColourInfo(primaries=primaries, transfer=transfer)
+    matrix = source.matrix if source.matrix in _SWSCALE_MATRIX else "bt709"
     return ColourInfo(matrix=matrix, range=source.range, primaries=primaries, transfer=transfer, bit_depth=8)
 
 

@@ -150,3 +150,14 @@ def test_segment_keeps_the_colours_of_the_untouched_frames(generator, tmp_path):
     before = patch_means(player_view(video, 2) * 255, 6, slice(20, 100), margin=12)
     after = patch_means(player_view(out, 2) * 255, 6, slice(20, 100), margin=12)
     assert np.abs(after - before).max() <= 1.0
+
+
+def test_output_colour_of_rgb_and_hdr_sources():
+    from lipsync.media.video import STILL_COLOUR
+    from lipsync.types import ColourInfo
+
+    assert colour.output_colour(STILL_COLOUR) == ColourInfo()  # sRGB stills: BT.709 as before
+    ffv1 = ColourInfo(matrix="gbr", range="full", primaries="smpte170m", transfer="smpte170m")
+    assert colour.output_colour(ffv1) == ColourInfo(primaries="smpte170m", transfer="smpte170m")
+    hdr = ColourInfo(matrix="bt2020nc", primaries="bt2020", transfer="smpte2084", bit_depth=10)
+    assert colour.output_colour(hdr) == colour.SDR_BT709
