@@ -90,12 +90,13 @@ def yuv420_to_rgb(planes: np.ndarray, matrix: str, full: bool, bits: int = 8) ->
 def write_clip(
     path: Path, rgb: np.ndarray, frames: int = 3, *, matrix: str = "bt709", full: bool = False, bits: int = 8,
     tags: dict[str, int] | None = None, codec: str = "libx264", sar: Fraction | None = None, fps: int = 25,
-    pix_fmt: str | None = None,
+    pix_fmt: str | None = None, rotation: int = 0,
 ) -> Path:
     """A lossless clip of ``frames`` copies of R'G'B' ``rgb`` (H, W, 3) [0, 1], stored with ``matrix``
     and ``full`` range in ``bits``; ``tags``: colorspace/color_primaries/color_trc/color_range
     codes written into the file (None: untagged); ``sar``: the sample aspect ratio tag;
-    ``pix_fmt`` e.g. "yuvj420p" (full range by format)."""
+    ``pix_fmt`` e.g. "yuvj420p" (full range by format); ``rotation``: display matrix, degrees
+    counter-clockwise."""
     planes = rgb_to_yuv420(rgb, matrix, full, bits)
     fmt = pix_fmt or ("yuv420p10le" if bits == 10 else "yuv420p")
     opts = {"qp": "0", "preset": "ultrafast"} if codec == "libx264" else {"x265-params": "lossless=1:log-level=error"}
@@ -107,6 +108,8 @@ def write_clip(
             setattr(ctx, name, value)
         if sar is not None:
             ctx.sample_aspect_ratio = sar
+        if rotation:
+            stream.set_display_rotation(rotation)
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(planes, format=fmt)
             for name, value in (tags or {}).items():

@@ -76,6 +76,15 @@ def test_lossless_output_is_resampled_to_square_pixels(anamorphic, tmp_path):
     assert "not square" in note and "4/3" in note and "resampled to square pixels" in note
 
 
+def test_rotation_turns_the_pixel_shape(tmp_path):
+    """A phone-style 90° display rotation makes the stored pixels' width the upright height: the
+    SAR of the upright frames is the inverse, and the upright picture is shown 64x128."""
+    path = write_clip(tmp_path / "rot.mp4", patch_image(96, 64), sar=Fraction(4, 3), rotation=-90)
+    info = probe(path)
+    assert (info.width, info.height, info.sample_aspect_ratio) == (64, 96, Fraction(3, 4))
+    assert next(iter_frames(path, square_pixels=True)).shape == (128, 64, 3)
+
+
 def test_square_pixels_option_gives_the_displayed_shape(anamorphic):
     assert next(iter_frames(anamorphic, square_pixels=True)).shape == (64, 128, 3)
     assert next(iter_frames(anamorphic)).shape == (64, 96, 3)
