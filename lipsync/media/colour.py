@@ -12,8 +12,8 @@ read as BT.601 shows red 219,38,39 as 203,18,40), so:
   limited unless the pixel format is a full-range ("JPEG", yuvj*) one, the transfer BT.709
   (SD: SMPTE 170M, the same curve).
 - ``to_rgb`` decodes a frame to RGB uint8 with that matrix and range (FFmpeg's swscale, the
-  matrix and range given explicitly: PyAV otherwise takes BT.601 for untagged frames and
-  limited range for full-range yuv420p).
+  matrix and range given explicitly: PyAV otherwise takes BT.601 for untagged frames), with
+  swscale settings measured to be exact within half a level (``_DECODE_FLAGS``).
 - ``output_colour`` is the description of those RGB frames, and ``tag``/``from_rgb`` write a
   frame back with it, so the output shows the same picture outside the mouth (H.264: the
   rounding of 4:2:0 and the codec, 1–2 levels; FFV1 RGB: exact).
@@ -48,16 +48,21 @@ from av.video.reformatter import Interpolation
 from ..types import ColourInfo, Frame
 
 __all__ = [
+    "HDR_PEAK",
     "HDR_REFERENCE_WHITE",
     "SDR_BT709",
     "TONE_KNEE",
+    "bt709_oetf",
     "changes",
     "describe",
     "from_rgb",
     "guess_matrix",
+    "hlg_inverse_oetf",
     "output_colour",
+    "pq_eotf",
     "tag",
     "to_rgb",
+    "tone_curve",
     "tone_map",
 ]
 
