@@ -25,6 +25,7 @@ __all__ = [
     "Blend",
     "Box",
     "ColorMatch",
+    "ColourInfo",
     "CompositeMode",
     "Detection",
     "DetectorName",
@@ -65,12 +66,54 @@ def choices(literal: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ColourInfo:
+    """How a video's stored values are to be shown: its colour description, in FFmpeg's names.
+
+    ``matrix`` turns Y'CbCr into R'G'B' ("bt709", "smpte170m"/"bt470bg" (BT.601), "bt2020nc",
+    "gbr" for RGB storage, ...); ``range`` is "limited" (Y' 16–235 in 8 bits, "TV"/"MPEG") or
+    "full" (0–255, "PC"/"JPEG", the yuvj* formats); ``primaries`` ("bt709", "smpte170m",
+    "bt470bg", "bt2020", ...) and ``transfer`` ("bt709", "smpte170m", "smpte2084" (PQ),
+    "arib-std-b67" (HLG), ...) say which colours and which light the R'G'B' values stand for.
+    ``bit_depth`` is the stored bits per sample. ``assumed`` names the fields the file does not
+    state, filled in the way players do (see ``lipsync.media.colour``). The default is what the
+    writer uses for frames of unknown origin (ComfyUI images): BT.709, limited range, 8 bits.
+    """
+
+    matrix: str = "bt709"
+    range: Literal["limited", "full"] = "limited"
+    primaries: str = "bt709"
+    transfer: str = "bt709"
+    bit_depth: int = 8
+    assumed: tuple[str, ...] = ()
+
+    @property
+    def hdr(self) -> Literal["pq", "hlg"] | None:
+        """"pq" (SMPTE ST 2084) or "hlg" (ARIB STD-B67) for HDR video, else None."""
+        return {"smpte2084": "pq", "arib-std-b67": "hlg"}.get(self.transfer)  # type: ignore[return-value]
+
+    def describe(self) -> str:
+        """One line for people, e.g. "bt709 matrix, limited range, bt709 primaries, bt709 transfer,
+        8-bit (matrix assumed: untagged)"."""
+        text = (f"{self.matrix} matrix, {self.range} range, {self.primaries} primaries, "
+                f"{self.transfer} transfer, {self.bit_depth}-bit")
+        if self.hdr:
+            text += f", HDR {self.hdr.upper()}"
+        if self.assumed:
+            text += f" ({', '.join(self.assumed)} assumed: untagged)"
+        return text
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What a video (or still image) file holds, read from its header without decoding it all.
 
-    ``width``/``height`` are the displayed size (after rotation). ``frame_count`` is exact when
-    the container records it and estimated from duration × fps otherwise; the decoder yields
-    what the file really holds.
+    ``width``/``height`` are the size of the decoded frames (after rotation), in stored pixels.
+    ``sample_aspect_ratio`` is the shape of those pixels (width / height; 4/3 for DV-style
+    anamorphic video, 1 for square pixels); ``lipsync.media.aspect.display_size`` gives the size
+    it is shown at.
+    ``colour`` is the file's colour description. ``frame_count`` is exact when the container
+    records it and estimated from duration × fps otherwise; the decoder yields what the file
+    really holds.
     """
 
     path: str
@@ -91,6 +134,8 @@ class VideoInfo:
     with silence either way)."""
     codec: str = ""
     is_still: bool = False
+    sample_aspect_ratio: Fraction = Fraction(1)
+    colour: ColourInfo = field(default_factory=ColourInfo)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,15 @@
 
 Load Video decodes with the library's streaming reader (upright frames, exact fps) and refuses,
 before decoding anything, a load that would not fit in RAM: an IMAGE batch is float32, so one
-minute of 1080p at 25 fps is about 37 GB. Save Video encodes H.264 + AAC with the library's
-atomic writer (a cancelled run leaves no file) and embeds the graph like the host's own
-SaveVideo, so dropping the mp4 onto ComfyUI restores the workflow.
+minute of 1080p at 25 fps is about 37 GB. Its IMAGE is plain sRGB/BT.709 RGB in square pixels,
+whatever the file: decoded with the file's colour matrix and range (untagged video as players
+assume), HDR tone-mapped to SDR BT.709, non-square pixels (SAR) resampled to the displayed shape
+(``lipsync.media.colour``, ``lipsync.media.aspect``). Save Video writes that RGB back tagged
+BT.709, so a Load → Save round trip shows the same colours.
+
+Save Video encodes H.264 + AAC with the library's atomic writer (a cancelled run leaves no file)
+and embeds the graph like the host's own SaveVideo, so dropping the mp4 onto ComfyUI restores
+the workflow.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from comfy_api.latest import io, ui
 from ..lipsync.media.audio import load_audio
 from ..lipsync.errors import InputError, VideoError
 from ..lipsync.types import VideoInfo, Waveform
+from ..lipsync.media.aspect import display_size
 from ..lipsync.media.video import DEFAULT_CRF, VideoWriter, iter_frames, probe
 from . import _host
 from ._common import (
@@ -72,7 +79,7 @@ def _decode(path: str, expected: int, height: int, width: int, **selection: int)
     extra: list[torch.Tensor] = []
     progress = _host.progress_bar(expected)
     count = 0
-    for frame in iter_frames(path, **selection):
+    for frame in iter_frames(path, square_pixels=True, **selection):
         _host.check_interrupt()
         if frame.shape[:2] != (height, width):
             raise VideoError(
@@ -130,7 +137,11 @@ class LoadVideo(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output(display_name="images", tooltip="The frames, float32 RGB (frames, height, width, 3)."),
+                io.Image.Output(
+                    display_name="images",
+                    tooltip="The frames, float32 sRGB/BT.709 RGB (frames, height, width, 3) in square pixels (HDR "
+                    "video tone-mapped to SDR; non-square pixels resampled to the displayed shape).",
+                ),
                 io.Audio.Output(
                     display_name="audio", tooltip="The file's audio under the kept frames (silence if none)."
                 ),
@@ -158,12 +169,13 @@ class LoadVideo(io.ComfyNode):
         if problem:
             raise InputError(problem)
         info = probe(path)
+        width, height = display_size(info.width, info.height, info.sample_aspect_ratio)
         expected = selected_count(info.frame_count, frame_load_cap, skip_first_frames, select_every_nth)
-        problem = memory_problem(expected, info.height, info.width, _STREAMING_HINT)
+        problem = memory_problem(expected, height, width, _STREAMING_HINT)
         if problem:
             raise InputError(f"Not loading {video}: {problem}")
         images = _decode(
-            path, expected, info.height, info.width, frame_load_cap=frame_load_cap,
+            path, expected, height, width, frame_load_cap=frame_load_cap,
             skip_first_frames=skip_first_frames, select_every_nth=select_every_nth,
         )
         count = int(images.shape[0])

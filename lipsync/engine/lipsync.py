@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import FaceNotFoundError, InputError
 from ..faces import FaceDetector, create_detector
 from ..media import audio as audio_mod
-from ..media.video import VideoWriter, probe
+from ..media.video import VideoWriter, picture_changes, probe
 from ..models.base import AudioFeatures, Generator
 from ..options import LipSyncOptions, RunOptions, default_of
 from ..restore import FaceRestorer, load_restorer
@@ -141,7 +141,8 @@ def lipsync_video(
     if restorer is None and opts.restore.restore:
         restorer = load_restorer(opts.restore.restore, device)
     size = (info.height, info.width)
-    tracked = track_faces(source_frames(video_path, opts.source, n_out, policy), size, opts.faces, detector)  # type: ignore[arg-type]
+    tracked = track_faces(source_frames(video_path, opts.source, n_out, policy), size, opts.faces, detector,  # type: ignore[arg-type]
+                          info.sample_aspect_ratio)
     items = islice(numbered(tracked), start, stop)
     chunk_size, depth = buffer_sizes(opts, size)
     paste = composite(opts.composite)
@@ -150,7 +151,8 @@ def lipsync_video(
     audio_source = prepared.source if audio_track else None
     name = Path(output).name
     with machine_sharing(opts.run.overlap, device, detector), VideoWriter(
-        output, fps, audio=audio_source, audio_start=float(start / fps), lossless=opts.encode.lossless, metadata=metadata
+        output, fps, audio=audio_source, audio_start=float(start / fps), lossless=opts.encode.lossless, metadata=metadata,
+        like=info,
     ) as writer:
         try:
             done = run_stages(
@@ -163,7 +165,7 @@ def lipsync_video(
             raise FaceNotFoundError(f"{Path(video_path).name}: {exc}") from exc
         if done == 0:
             raise InputError(f"{Path(video_path).name} gave no frames to process.")
-    warnings = []
+    warnings = picture_changes(info, lossless=opts.encode.lossless)
     if work.with_face == 0:
         warnings.append(
             f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "

@@ -135,7 +135,7 @@ def _original_audio(path: str, has_audio: bool, duration: float, like: Waveform)
 
 
 def _items(path: str, first: int, stop: int, size: tuple[int, int], opts: LipSyncOptions,
-           detector: FaceDetector | None) -> Iterator[Item]:
+           detector: FaceDetector | None, sar: Fraction = Fraction(1)) -> Iterator[Item]:
     """Every frame of the video in order; only frames first … stop-1 are tracked (and re-synced)."""
     from ..media.video import iter_frames
     from .stages import NO_FACE, Item, numbered, track_faces
@@ -143,7 +143,7 @@ def _items(path: str, first: int, stop: int, size: tuple[int, int], opts: LipSyn
     frames: Iterator[Frame] = iter_frames(path)
     for index, frame in enumerate(islice(frames, first)):
         yield Item(index, frame, NO_FACE)
-    yield from numbered(track_faces(islice(frames, stop - first), size, opts.faces, detector), first)
+    yield from numbered(track_faces(islice(frames, stop - first), size, opts.faces, detector, sar), first)
     for index, frame in enumerate(frames, stop):
         yield Item(index, frame, NO_FACE)
 
@@ -171,7 +171,7 @@ def revoice_segment(
     behind the network. Nothing is written under ``output`` unless the job completes."""
     from ..faces import create_detector
     from ..media.audio import load_audio
-    from ..media.video import VideoWriter, probe
+    from ..media.video import VideoWriter, picture_changes, probe
     from ..options import LipSyncOptions
     from ..restore import load_restorer
     from .lipsync import prepare_audio
@@ -190,6 +190,7 @@ def revoice_segment(
     new = audio if isinstance(audio, Waveform) else load_audio(audio)
     original = _original_audio(path, info.has_audio, info.duration, new)
     mixed, warnings = splice_audio(original, new, start, end, crossfade_ms)
+    warnings = [*warnings, *picture_changes(info, lossless=opts.encode.lossless)]
     del original
     features = prepare_audio(mixed, generator).features
     if opts.faces.box is None and detector is None:
@@ -210,10 +211,10 @@ def revoice_segment(
 
     name = Path(output).name
     with machine_sharing(opts.run.overlap, generator.device, detector), VideoWriter(
-        output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata
+        output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata, like=info
     ) as writer:
         written = run_stages(
-            _items(path, first, stop, size, opts, detector), work, write,
+            _items(path, first, stop, size, opts, detector, info.sample_aspect_ratio), work, write,
             chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first, should_stop=should_stop,
             stopped=lambda d: f"Stopped after {d} frames; {name} was not written.",
             progress=None if progress is None else (lambda d: progress(d, max(total, d))),

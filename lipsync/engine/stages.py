@@ -30,6 +30,7 @@ import numpy as np
 from ..composite import paste
 from ..errors import Cancelled
 from ..faces import FaceDetector, FaceTracker, fixed_box_track, openmp_threads, run_detection
+from ..faces.run import SquarePixelDetector
 from ..media.formats import frame_rate
 from ..media.video import iter_frames
 from ..models.base import AudioFeatures, Generator, crop_faces
@@ -113,13 +114,19 @@ def source_frames(path: str, source: SourceOptions, n_out: int, policy: LengthPo
 
 
 def track_faces(
-    frames: Iterable[Frame], frame_size: tuple[int, int], faces: FaceOptions, detector: FaceDetector | None
+    frames: Iterable[Frame], frame_size: tuple[int, int], faces: FaceOptions, detector: FaceDetector | None,
+    sample_aspect_ratio: Fraction = Fraction(1),
 ) -> Iterator[tuple[Frame, FaceFrame]]:
-    """Detect + track: each frame with the face to re-sync in it (a fixed ``faces.box``: no detection)."""
+    """Detect + track: each frame with the face to re-sync in it (a fixed ``faces.box``: no detection).
+
+    Frames stay in stored pixels; with non-square pixels (``sample_aspect_ratio`` != 1, from
+    ``probe``) faces are detected on the picture as displayed (``SquarePixelDetector``)."""
     if faces.box is not None:
         face = fixed_box_track(faces.box, frame_size)
         return ((f, face) for f in frames)
     assert detector is not None
+    if sample_aspect_ratio != 1:
+        detector = SquarePixelDetector(detector, sample_aspect_ratio)
     tracker = FaceTracker(
         frame_size,
         pads=faces.pads,

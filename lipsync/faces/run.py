@@ -2,20 +2,55 @@
 
 ``run_detection`` ties a detector and a ``FaceTracker`` over an iterable of frames (streaming:
 only the frames awaiting finalisation are held); ``fixed_box_track`` is the reference's
-``--box`` (no detection).
+``--box`` (no detection); ``SquarePixelDetector`` detects on the picture as displayed when the
+video's pixels are not square.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
 
 from ..errors import InputError
-from ..types import Box, FaceFrame, Frame
+from ..media.aspect import to_square_pixels
+from ..types import Box, Detection, FaceFrame, Frame
 from .detectors import FaceDetector
 from .track import FaceTracker
 
-__all__ = ["fixed_box_track", "run_detection"]
+__all__ = ["SquarePixelDetector", "fixed_box_track", "run_detection"]
+
+
+class SquarePixelDetector:
+    """``detector`` run on the picture as displayed, for video whose pixels are not square.
+
+    Detectors are trained on square-pixel images: on a frame stored 192x256 with a sample
+    aspect ratio of 4:3 (shown 256x256) they would see faces squeezed to 75 % of their width.
+    So each frame is resampled to its displayed shape (``lipsync.media.aspect``), detected there,
+    and the boxes and landmarks are mapped back to stored pixels (x divided by the horizontal
+    stretch, y by the vertical). A box is then non-square in stored pixels; the generator's crop
+    resizes it to its square input, which is the displayed face.
+    """
+
+    def __init__(self, detector: FaceDetector, sample_aspect_ratio: Fraction) -> None:
+        self.detector = detector
+        self.sample_aspect_ratio = sample_aspect_ratio
+        self.name = detector.name
+
+    def detect(self, frame: Frame) -> list[Detection]:
+        view = to_square_pixels(frame, self.sample_aspect_ratio)
+        sx, sy = view.shape[1] / frame.shape[1], view.shape[0] / frame.shape[0]
+        return [self._to_stored(d, sx, sy) for d in self.detector.detect(view)]
+
+    @staticmethod
+    def _to_stored(d: Detection, sx: float, sy: float) -> Detection:
+        landmarks = None
+        if d.landmarks is not None:
+            landmarks = (np.asarray(d.landmarks, np.float32) / np.array([sx, sy], np.float32)).astype(np.float32)
+        return replace(d, x1=d.x1 / sx, x2=d.x2 / sx, y1=d.y1 / sy, y2=d.y2 / sy, landmarks=landmarks)
 
 
 def run_detection(

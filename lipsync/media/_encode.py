@@ -13,11 +13,15 @@ Encoder choices (module constants so the lead can tune them after measuring):
   counts: measured on the shared clips by ``bench/bench_encode.py``, this setting
   takes ~40 % less CPU than ``veryfast`` for the same PSNR against the source (46.1 vs 46.2 dB,
   50.4 vs 50.1 dB at 720p) and about the same size (+10 % / -7 %); plain ``superfast`` (no
-  macroblock tree) is 2.6x larger. yuv420p (what every browser and phone plays), tagged and
-  converted as BT.709.
+  macroblock tree) is 2.6x larger. yuv420p (what every browser and phone plays), converted
+  and tagged with the source's colour description (``like``; see ``lipsync.media.colour``),
+  else BT.709 limited range; the source's sample aspect ratio is kept.
 - AAC at 96 kb/s per channel (192 kb/s stereo): transparent for speech and music.
 - ``lossless=True``: FFV1 in ``bgr0`` (FFV1's default yuv420p would round colours) with FLAC
-  audio in Matroska; the frames read back bit-exact.
+  audio in Matroska; the frames read back bit-exact. Matroska as PyAV 18 writes it cannot carry
+  a sample aspect ratio (neither the container's display size nor FFV1's own field comes out),
+  so frames of non-square-pixel sources are resampled to square pixels there
+  (``lipsync.media.aspect``); ``lipsync.media.video.picture_changes`` says so.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ import numpy as np
 from . import atomic
 from .atomic import TEMP_MARKER, cleanup_stale_temp_files
 from .atomic import write_error as _output_error
+from . import colour
+from .aspect import display_size, to_square_pixels
 from .formats import OUTPUT_CONTAINERS, frame_rate
 from ..errors import AudioError, OutputError
 from ._encode_audio import _AudioPump, _AudioTrack, _FileAudio, _waveform_pump
-from ..types import Frame, Waveform
+from ..types import Frame, VideoInfo, Waveform
 
 __all__ = ["VideoWriter", "cleanup_stale_temp_files"]
 
@@ -78,6 +84,11 @@ class VideoWriter:
     repeats the edge, so a 65x47 input is stored (and read back) as 66x48. FFV1 keeps any size.
     ``metadata`` goes into the container's tags (MP4/MOV: as ``use_metadata_tags`` keys, the
     way ComfyUI stores ``prompt``/``workflow`` so a dropped video restores its graph).
+    ``like``: the probed source whose frames these are (from ``iter_frames``); the output gets
+    its colour description (``lipsync.media.colour.output_colour``: the same matrix, range,
+    primaries and transfer; HDR sources were tone-mapped to SDR BT.709) and its sample aspect
+    ratio (FFV1: resampled to square pixels instead). None: frames are sRGB/BT.709 with square
+    pixels (ComfyUI images), written BT.709 limited range.
     Use as a context manager: an exception in the block discards everything.
     """
 
@@ -93,8 +104,11 @@ class VideoWriter:
         preset: str = DEFAULT_PRESET,
         x264_params: str | None = DEFAULT_X264_PARAMS,
         metadata: Mapping[str, str] | None = None,
+        like: VideoInfo | None = None,
     ) -> None:
         self.path = Path(path)
+        self.colour = colour.output_colour(like.colour) if like is not None else colour.SDR_BT709
+        self.sample_aspect_ratio = like.sample_aspect_ratio if like is not None else Fraction(1)
         self._metadata = dict(metadata or {})
         self.fps = frame_rate(fps)
         self._format = OUTPUT_CONTAINERS.get(self.path.suffix.lower())
@@ -153,16 +167,18 @@ class VideoWriter:
         if self._lossless:
             stream = self._container.add_stream("ffv1", rate=self.fps)
             stream.pix_fmt = LOSSLESS_PIX_FMT
+            colour.tag(stream.codec_context, self.colour, rgb=True)
+            width, height = display_size(width, height, self.sample_aspect_ratio)  # see _to_av
         else:
             opts = {"crf": str(self._crf), "preset": self._preset}
             if self._x264_params:
                 opts["x264-params"] = self._x264_params
             stream = self._container.add_stream("libx264", rate=self.fps, options=opts)
             stream.pix_fmt = "yuv420p"
-            ctx = stream.codec_context
-            ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 1, 1, 1, 1  # BT.709, limited
-        if not self._lossless:  # yuv420p: even sizes only (see the class docstring)
-            width, height = width + width % 2, height + height % 2
+            colour.tag(stream.codec_context, self.colour)
+            if self.sample_aspect_ratio != 1:
+                stream.codec_context.sample_aspect_ratio = self.sample_aspect_ratio
+            width, height = width + width % 2, height + height % 2  # yuv420p: even sizes only (class docstring)
         stream.width, stream.height = width, height
         stream.codec_context.time_base = 1 / self.fps
         self._video = stream
@@ -171,12 +187,13 @@ class VideoWriter:
 
     def _to_av(self, image: Frame) -> av.VideoFrame:
         if self._lossless:
+            if self.sample_aspect_ratio != 1:  # Matroska from PyAV cannot carry the SAR (module docstring)
+                image = to_square_pixels(image, self.sample_aspect_ratio)
             return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=LOSSLESS_PIX_FMT)
         pad = ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0))
         if pad[0][1] or pad[1][1]:
             image = np.pad(image, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+        return colour.from_rgb(image, self.colour)
 
     def _audio_target(self, final: bool) -> int:
         """Samples that cover the frames written so far (rounded at the end, floored before)."""

@@ -25,10 +25,11 @@ import numpy as np
 from ._encode import DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
 from .atomic import TEMP_MARKER, cleanup_stale_temp_files
 from .formats import STILL_SUFFIXES, frame_rate, nominal_rate
-from . import _seek
+from . import _seek, colour
 from ._audio_timeline import header_report
+from .aspect import sample_aspect_ratio, to_square_pixels
 from ..errors import VideoError
-from ..types import Frame, VideoInfo
+from ..types import ColourInfo, Frame, VideoInfo
 
 __all__ = [
     "DEFAULT_CRF",
@@ -40,10 +41,13 @@ __all__ = [
     "cleanup_stale_temp_files",
     "is_still_image",
     "iter_frames",
+    "picture_changes",
     "probe",
 ]
 
 DEFAULT_STILL_FPS = Fraction(25)
+STILL_COLOUR = ColourInfo(matrix="gbr", range="full", primaries="bt709", transfer="iec61966-2-1")
+"""Still images are read as sRGB (OpenCV ignores embedded ICC profiles)."""
 _REDO = "re-export or re-download it (MP4/H.264 is the safest choice)"
 
 
@@ -248,10 +252,12 @@ def _upright(rgb: np.ndarray, rotation: int) -> Frame:
 def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_FPS) -> VideoInfo:
     """Read what a video or still image holds, decoding at most its first frame.
 
-    The first frame is decoded because FFmpeg only hands the rotation to PyAV on decoded
-    frames, and it proves the file is readable early. ``rotation`` is the clockwise turn
-    (0/90/180/270, the old ``rotate`` tag) that makes the stored frames upright; ``width`` and
-    ``height`` are after it. ``fps`` only applies to still images.
+    The first frame is decoded because FFmpeg only hands the rotation and the colour tags to
+    PyAV on decoded frames, and it proves the file is readable early. ``rotation`` is the
+    clockwise turn (0/90/180/270, the old ``rotate`` tag) that makes the stored frames upright;
+    ``width``, ``height`` and ``sample_aspect_ratio`` are after it. ``colour`` is the file's
+    colour description, untagged fields assumed as players do (``lipsync.media.colour.describe``).
+    ``fps`` only applies to still images.
     """
     name = _check_file(path)
     if is_still_image(name):
@@ -260,6 +266,7 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_F
         return VideoInfo(
             path=name, width=image.shape[1], height=image.shape[0], fps=rate, frame_count=1,
             duration=float(1 / rate), codec=Path(name).suffix.lower().lstrip("."), is_still=True,
+            colour=STILL_COLOUR,
         )
     with _open(name) as container:
         stream = _video_stream(container, name)
@@ -274,12 +281,33 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | int = DEFAULT_STILL_F
         rotation = _clockwise(first.rotation)
         width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
         audio_start, audio_gaps = header_report(container)
+        sar = _stored_sar(stream)
         return VideoInfo(
             path=name, width=width, height=height, fps=rate, frame_count=int(count),
             duration=duration or float(count / rate), rotation=rotation,
             has_audio=bool(container.streams.audio), audio_start=audio_start, audio_gaps=audio_gaps,
             codec=stream.codec_context.name, is_still=False,
+            sample_aspect_ratio=1 / sar if rotation in (90, 270) else sar, colour=colour.describe(first),
         )
+
+
+def _stored_sar(stream: av.VideoStream) -> Fraction:
+    """The stream's sample aspect ratio (the container's, else the codec's), before rotation."""
+    return sample_aspect_ratio(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio)
+
+
+def picture_changes(info: VideoInfo, *, lossless: bool = False) -> list[str]:
+    """Sentences (for warnings) naming what an output written from ``info``'s frames with
+    ``VideoWriter(..., like=info)`` cannot keep of the source's picture: HDR tone-mapped to SDR,
+    more than 8 bits, an unsupported colour matrix, non-square pixels resampled (lossless FFV1).
+    Empty when the output shows the same picture."""
+    notes = colour.changes(info.colour)
+    if lossless and info.sample_aspect_ratio != 1:
+        notes.append(
+            f"its pixels are not square (sample aspect ratio {info.sample_aspect_ratio}); the lossless .mkv cannot "
+            "carry that, so its frames were resampled to square pixels (the .mp4 output keeps them as they are)"
+        )
+    return [f"{Path(info.path).name}: {note}." for note in notes]
 
 
 def _check_selection(frame_load_cap: int, skip_first_frames: int, select_every_nth: int) -> None:
@@ -296,9 +324,15 @@ def iter_frames(
     frame_load_cap: int = 0,
     skip_first_frames: int = 0,
     select_every_nth: int = 1,
+    square_pixels: bool = False,
 ) -> Iterator[Frame]:
     """Yield upright RGB uint8 frames one at a time, at ``probe(path).fps`` (VideoHelperSuite's
     selection rules; a variable-frame-rate file is first put on that constant rate).
+
+    The RGB is what a player shows: decoded with the file's colour matrix and range (untagged:
+    as players assume), HDR tone-mapped to SDR BT.709 (``lipsync.media.colour``). Frames keep
+    their stored pixels (``probe(path).width`` x ``height``); ``square_pixels=True`` resamples
+    non-square-pixel video to the displayed shape (``lipsync.media.aspect.display_size``).
 
     Skip the first ``skip_first_frames`` frames, then keep every ``select_every_nth``-th one,
     and stop after ``frame_load_cap`` kept frames (0: no cap). Decoding stops as soon as the
@@ -311,12 +345,17 @@ def iter_frames(
             yield _read_still(name)
         return
     kept = 0
+    sar = probe(name).sample_aspect_ratio if square_pixels else Fraction(1)
+    described: ColourInfo | None = None
     frames = _source_frames(name, skip_first_frames)
     try:
         for index, frame in frames:
             if (index - skip_first_frames) % select_every_nth:
                 continue
-            yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+            if described is None:
+                described = colour.describe(frame)
+            image = _upright(colour.to_rgb(frame, described), frame.rotation)
+            yield to_square_pixels(image, sar) if sar != 1 else image
             kept += 1
             if kept == frame_load_cap:
                 return

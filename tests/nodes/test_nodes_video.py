@@ -165,3 +165,29 @@ def test_ntsc_rate_round_trips_exactly(host) -> None:
     path = host.run("ReSyncSaveVideo", images=images, fps=fps, filename_prefix="ntsc").args[1]
     assert streams(Path(path))["rate"] == Fraction(30000, 1001)
     assert math.isclose(fps, 30000 / 1001)
+
+
+def test_load_video_gives_srgb_in_square_pixels_and_save_video_keeps_it(host) -> None:
+    """Load Video's IMAGE is the picture a player shows, whatever the file: an untagged HD BT.709
+    clip's colours (the old decoder read it as BT.601: red 219,38,39 became 203,18,40), a
+    full-range one's, an anamorphic one's displayed shape. Save Video writes it back tagged BT.709
+    and a player shows the same colours (within 2 levels)."""
+    from colour_clips import PATCHES, patch_image, patch_means, player_view, tags_for
+    from colour_clips import write_clip as write_colour_clip
+
+    cases = {
+        "untagged_hd.mp4": dict(rgb=patch_image(1280, 720), matrix="bt709"),
+        "full_range.mp4": dict(rgb=patch_image(640, 360), matrix="bt709", full=True, tags=tags_for("bt709", True)),
+        "anamorphic.mp4": dict(rgb=patch_image(96, 64), matrix="bt601", sar=Fraction(4, 3)),
+    }
+    for name, spec in cases.items():
+        write_colour_clip(host.input / name, spec.pop("rgb"), frames=2, **spec)
+        images = host.run("ReSyncLoadVideo", video=name).args[0]
+        if name == "anamorphic.mp4":
+            assert tuple(images.shape) == (2, 64, 128, 3)
+            continue
+        rgb = images[0].numpy().astype(np.float64) * 255
+        assert np.abs(patch_means(rgb, len(PATCHES)) - PATCHES * 255).max() <= 2.0, name
+        path = host.run("ReSyncSaveVideo", images=images, fps=25.0, filename_prefix=f"ReSync/{name}").args[1]
+        before, after = player_view(host.input / name) * 255, player_view(Path(path)) * 255
+        assert np.abs(patch_means(after, len(PATCHES)) - patch_means(before, len(PATCHES))).max() <= 2.0, name

@@ -12,7 +12,7 @@ import json
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -40,7 +40,8 @@ STATUSES: tuple[ItemStatus, ...] = ("done", "skipped", "failed", "cancelled", "p
 @dataclass
 class ItemResult:
     """One line of the report. ``output`` is a file name in the batch folder ("" when none);
-    ``duration`` the output's length in seconds; ``seconds`` the time this item took."""
+    ``duration`` the output's length in seconds; ``seconds`` the time this item took;
+    ``warnings`` what the job could not keep of the input (e.g. HDR tone-mapped to SDR; JSON only)."""
 
     item: int
     video: str
@@ -52,6 +53,7 @@ class ItemResult:
     seconds: float = 0.0
     frames: int = 0
     key: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

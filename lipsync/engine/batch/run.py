@@ -238,6 +238,7 @@ def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable
         )
     os.replace(staged, final)
     result.status, result.output, result.frames, result.duration = "done", item.output_name, done.frames, done.duration
+    result.warnings = list(done.warnings)
 
 
 def _reason(exc: Exception, item: BatchItem) -> str:
