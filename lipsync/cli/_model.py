@@ -1,5 +1,5 @@
-"""Model loading for every command, in one place: ``ModelOptions`` (``--checkpoint``,
-``--models-dir``, ``--device``, ``--fp16``) → a ready ``Generator``.
+"""Model loading for every command, in one place: ``ModelOptions`` (``--model``, ``--checkpoint``,
+``--models-dir``, ``--device``, ``--fp16``) → a ready ``Generator`` of either family.
 
 Where weights are looked for is the models layer's one lookup (``lipsync.models.folders``).
 """
@@ -8,20 +8,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, models_dirs
+from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, find_musetalk, models_dirs
 
 if TYPE_CHECKING:
-    from ..models.wav2lip.generator import Generator
+    from ..models.base import Generator
     from ..options import ModelOptions
 
 __all__ = ["CHECKPOINT_NAMES", "find_checkpoint", "load_model", "models_dirs"]
 
+
 def load_model(options: ModelOptions) -> Generator:
     """The generator ``options`` name: its checkpoint found, loaded on its device (float16 with
     ``fp16``). Torch and the model code are imported here, on use."""
+    if options.family == "musetalk":
+        return _load_musetalk(options)
     import torch
 
     from ..models.wav2lip import generator  # looked up on call: tests replace load_generator
 
     path = find_checkpoint(options.checkpoint, options.models_dir)
     return generator.load_generator(path, options.device, torch.float16 if options.fp16 else None)
+
+
+def _load_musetalk(options: ModelOptions) -> Generator:
+    """MuseTalk 1.5 from ``--checkpoint`` (its folder) or the models folders (``find_musetalk``)."""
+    from ..models.musetalk import generator  # needs the musetalk extra: imported on use
+
+    folder = find_musetalk(options.checkpoint, options.models_dir)
+    return generator.load_musetalk(folder, options.device, "fp16" if options.fp16 else None)
