@@ -111,3 +111,51 @@ def test_streaming_node_runs_musetalk(mt) -> None:
                          filename_prefix="ReSync/mt", fixed_box=BOX).args
     assert Path(path).name == "mt_00001_.mp4" and len(decode(Path(path))) == 6
     assert [entry[0] for entry in mt.loaded[-3:]] == [model.unet, model.vae, model.whisper]
+
+
+def test_the_musetalk_template_runs(mt) -> None:
+    """The API twin of workflows/resync_musetalk.json, node by node in the fake host, on the shared
+    media (8 frames) with the fixture's weights: an H.264 + AAC mp4 whose frames changed only
+    around the mouth."""
+    import json
+    import shutil
+
+    import av
+
+    from fakehost import REPO
+
+    prompt = json.loads((REPO / "workflows" / "api" / "resync_musetalk.json").read_text())
+    prompt["1"]["inputs"]["frame_load_cap"] = prompt["3"]["inputs"]["frame_count"] = 8
+    for name in ("astronaut_closeup_5s_silent.mp4", "speech_piper_16k_5s.wav"):
+        shutil.copy(need(SHARED / "media" / name), mt.input / name)
+    voice = mt.lib.load_audio(mt.input / prompt["2"]["inputs"]["audio"])
+    results: dict[str, tuple] = {}
+
+    def value(v):
+        return results[v[0]][v[1]] if isinstance(v, list) else v
+
+    pending = dict(prompt)
+    while pending:
+        for node_id, node in list(pending.items()):
+            links = [v[0] for v in node["inputs"].values() if isinstance(v, list)]
+            if any(link not in results for link in links):
+                continue
+            inputs = {k: value(v) for k, v in node["inputs"].items()}
+            kind = node["class_type"]
+            if kind == "LoadAudio":  # core nodes: what they hand over
+                results[node_id] = ({"waveform": torch.from_numpy(voice.samples)[None],
+                                     "sample_rate": voice.sample_rate},)
+            elif kind == "PreviewImage":
+                results[node_id] = ()
+            else:
+                results[node_id] = tuple(mt.run(kind, **inputs).args)
+            del pending[node_id]
+    images, frames = results["1"][0], results["8"][0]
+    changed = (frames != images).any(dim=-1).any(dim=0)
+    rows = torch.nonzero(changed.any(dim=1)).flatten()
+    box = results["4"][0].faces[0].box
+    assert len(rows) and int(rows[0]) >= (box.top + box.bottom) // 2 - 1  # only the lower face changed
+    (saved,) = list((mt.output / "ReSync").glob("musetalk_*.mp4"))
+    with av.open(str(saved)) as c:
+        assert c.streams.video[0].codec_context.name == "h264" and c.streams.audio[0].codec_context.name == "aac"
+        assert sum(1 for _ in c.decode(video=0)) == 8
