@@ -46,8 +46,10 @@ MUSETALK_LICENCE = (
     "README, 'Disclaimer/License'); the VAE (stabilityai/sd-vae-ft-mse, MIT per its model card) and "
     "whisper-tiny (openai/whisper-tiny, Apache-2.0 per its model card) are permissively licensed."
 )
-DEFAULT_LATENT_CACHE = 256
-"""Crops whose latents are kept (8×32×32 floats each: 32 KB in float32, 8 MB in all)."""
+DEFAULT_LATENT_CACHE = 2048
+"""Crops whose latents are kept, on the model's device (8×32×32 values each: 32 KB in float32,
+64 MB in all; half in fp16): a looped or ping-ponged clip of up to 2048 frames (82 s at 25 fps)
+is VAE-encoded once, a still image once in all."""
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
            "half": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
