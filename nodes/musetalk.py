@@ -23,7 +23,14 @@ from comfy_api.latest import io
 
 from ..lipsync.errors import ModelError
 from ..lipsync.models.musetalk.generator import MuseTalkGenerator
-from ..lipsync.models.musetalk.loading import FOLDER_HELP, find_parts, is_musetalk_folder, load_unet, load_vae, load_whisper
+from ..lipsync.models.musetalk.loading import (
+    FOLDER_HELP,
+    find_parts,
+    is_musetalk_folder,
+    load_unet,
+    load_vae,
+    load_whisper,
+)
 from ..lipsync.models.registry import MUSETALK_LICENCE_NOTE
 from . import _host
 from ._common import WAV2LIP, category, mtime

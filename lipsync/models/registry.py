@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..errors import ModelError
 
-__all__ = ["BUNDLES", "LICENCE_NOTE", "LICENCES", "MUSETALK_LICENCE_NOTE", "REGISTRY", "WEIGHTS", "RemoteFile", "remote_file"]
+__all__ = ["BUNDLES", "LICENCES", "LICENCE_NOTE", "MUSETALK_LICENCE_NOTE", "REGISTRY", "WEIGHTS", "RemoteFile", "remote_file"]
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ import pytest
 pytest.importorskip("diffusers", reason="MuseTalk needs the musetalk extra (diffusers)")
 pytest.importorskip("transformers", reason="MuseTalk needs the musetalk extra (transformers)")
 
-from conftest import SHARED, need  # noqa: E402
-from lipsync.cli import main  # noqa: E402
-from lipsync.media.video import VideoWriter  # noqa: E402
+from conftest import SHARED, need
+
+from lipsync.cli import main
+from lipsync.media.video import VideoWriter
 
 FIX = SHARED / "fixtures" / "musetalk_reference"
 BOX = ("130", "372", "160", "356")  # top bottom left right: the fixture's x1,y1,x2,y2 = 160,130,356,372

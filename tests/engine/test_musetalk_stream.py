@@ -24,12 +24,13 @@ import torch
 
 pytest.importorskip("transformers", reason="MuseTalk needs the musetalk extra (transformers)")
 
-from conftest import SHARED, need  # noqa: E402
-from lipsync.engine.lipsync import lipsync_video  # noqa: E402
-from lipsync.media.video import VideoWriter  # noqa: E402
-from lipsync.models.musetalk import MuseTalkGenerator  # noqa: E402
-from lipsync.options import LipSyncOptions  # noqa: E402
-from lipsync.types import Box, Waveform  # noqa: E402
+from conftest import SHARED, need
+
+from lipsync.engine.lipsync import lipsync_video
+from lipsync.media.video import VideoWriter
+from lipsync.models.musetalk import MuseTalkGenerator
+from lipsync.options import LipSyncOptions
+from lipsync.types import Box, Waveform
 
 FIX = SHARED / "fixtures" / "musetalk_reference"
 SIZE = 64

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED, need
+
 from lipsync.cli import main
 from lipsync.errors import ModelError
 from lipsync.models import _download
@@ -29,7 +29,7 @@ LAYOUT = [
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:
         """Keep the test output clean."""
 
 

@@ -5,7 +5,6 @@ region MuseTalk cropped (the box plus its 10 px bottom margin)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,12 @@ import torch
 pytest.importorskip("diffusers", reason="MuseTalk needs the musetalk extra (diffusers)")
 pytest.importorskip("transformers", reason="MuseTalk needs the musetalk extra (transformers)")
 
-from conftest import SHARED, need  # noqa: E402
-from fakehost import host  # noqa: E402,F401  (fixture)
-from test_nodes_lipsync import audio_dict, decode  # noqa: E402
+from conftest import SHARED, need
+from fakehost import host  # noqa: F401  (fixture)
+from test_nodes_lipsync import audio_dict, decode
 
-from lipsync.media.video import VideoWriter  # noqa: E402
-from lipsync.types import Waveform  # noqa: E402
+from lipsync.media.video import VideoWriter
+from lipsync.types import Waveform
 
 FIX = SHARED / "fixtures" / "musetalk_reference"
 BOX = "65, 186, 80, 178"  # the fixture's face box on the halved frames: top, bottom, left, right
@@ -121,7 +120,6 @@ def test_the_musetalk_template_runs(mt) -> None:
     import shutil
 
     import av
-
     from fakehost import REPO
 
     prompt = json.loads((REPO / "workflows" / "api" / "resync_musetalk.json").read_text())
