@@ -213,7 +213,7 @@ CORE_IN_WORKFLOWS = {"LoadAudio", "PreviewImage", "TrimAudioDuration", "ImageSca
 
 
 def test_workflows_ship_as_ui_templates_with_api_twins() -> None:
-    assert WORKFLOWS == ["resync_basic", "resync_chaining", "resync_long_video"]
+    assert WORKFLOWS == ["resync_basic", "resync_chaining", "resync_long_video", "resync_musetalk"]
     assert not (REPO / "example_workflows").exists(), "the template browser would list them twice"
     for name in WORKFLOWS:
         ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
