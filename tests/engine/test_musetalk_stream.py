@@ -5,9 +5,10 @@ generator and audio code around tiny stand-in networks (the published ones take 
   runs does not grow with the audio's length, and Python's own allocations stay bounded;
 - a looping clip's frames are VAE-encoded once each, however often they repeat;
 - at 29.97 fps (30000/1001) frame i reads the audio at i·1001/30000 s, still at the end of ten
-  minutes (the original's int(fps) = 29 reads 20 s further into the audio there).
+  minutes (the original's int(fps) = 29 reads 20 s further into the audio there);
+- a face restorer takes MuseTalk's 256² faces like Wav2Lip's, inside the mouth mask only.
 
-Marker ``slow`` for the ten-minute jobs:  python -m pytest -m slow tests/engine/test_musetalk_stream.py
+Marker ``slow`` for the two ten-minute jobs:  python -m pytest -m slow tests/engine/test_musetalk_stream.py
 """
 
 from __future__ import annotations
@@ -167,3 +168,37 @@ def test_29_97_fps_stays_in_sync_over_ten_minutes(tmp_path: Path) -> None:
     # The original's rule (int(fps) = 29) reads the last frame 20.08 s (1004 positions) later in the audio.
     late = audio.window_starts(fps, count - 1, 1, reference=True)[0] + 4
     assert late - math.floor(Fraction((count - 1) * 1001, 30000) * 50) == 1004
+
+
+class Dimmer(torch.nn.Module):
+    """Stands in for a face restorer (RestoreFormer's call): records the sizes, halves the contrast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.sizes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        self.sizes.append(tuple(x.shape))
+        return (x * 0.5,)
+
+
+def test_restoration_applies_to_musetalks_faces_inside_the_mask(tmp_path: Path) -> None:
+    from lipsync.media.video import iter_frames
+    from lipsync.restore import FaceRestorer
+
+    source = clip(tmp_path / "in.mkv", 3, Fraction(25))
+    wave = voice(0.12)
+    net = Dimmer()
+    restorer = FaceRestorer(SimpleNamespace(architecture=SimpleNamespace(id="RestoreFormer"), model=net,
+                                            to=lambda device: None), "dimmer")
+    outputs = {}
+    for label, extra in (("plain", {}), ("restored", {"restorer": restorer})):
+        out = tmp_path / f"{label}.mkv"
+        lipsync_video(source, wave, out, tiny_musetalk(), LipSyncOptions.of(box=BOX, lossless=True), **extra)
+        outputs[label] = list(iter_frames(out))
+    assert net.sizes and all(size[1:] == (3, 512, 512) for size in net.sizes)  # MuseTalk's 256² faces, grown
+    region_middle = (BOX.top + BOX.bottom + 10) // 2  # the region reaches 10 px below the box
+    for plain, restored, src in zip(outputs["plain"], outputs["restored"], iter_frames(source)):
+        assert np.array_equal(restored[:region_middle], src[:region_middle])
+        assert not np.array_equal(restored[region_middle:], plain[region_middle:]), "restoration had no effect"
