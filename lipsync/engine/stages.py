@@ -177,8 +177,9 @@ def generate(
                                reference=options.reference)
     crops = crop_faces([chunk[k].frame for k in with_face], [chunk[k].region for k in with_face],  # type: ignore[misc]
                        generator.crop)
-    reference = options.composite.mode == "reference"
-    faces = generator.generate(crops, windows[with_face], options.run.batch_size, reference=reference)
+    # Asked only when it matters, so a generator written before the keyword keeps working.
+    exact = {"reference": True} if options.composite.mode == "reference" else {}
+    faces = generator.generate(crops, windows[with_face], options.run.batch_size, **exact)
     if restorer is not None:
         faces = restore_predictions(restorer, faces, options.restore.restore_strength, options.restore.restore_fidelity)
     if options.composite.mode == "reference":
