@@ -117,7 +117,8 @@ def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path
 
 def find_musetalk(explicit: str | os.PathLike[str] | None, models_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding MuseTalk 1.5's parts (``musetalkV15/``, ``sd-vae/``, ``whisper/``):
-    ``explicit`` as given (the loader says what is wrong with it), else the first of
+    ``explicit`` as given (the loader says what is wrong with it; its ``musetalkV15`` folder or
+    ``unet.pth`` stand for the folder above them), else the first of
     ``<base>/musetalk`` and ``<base>`` that holds all of them, for ``<base>`` = ``models_dir``
     then each of ``models_dirs()``.
 
@@ -126,7 +127,10 @@ def find_musetalk(explicit: str | os.PathLike[str] | None, models_dir: str | os.
     from .musetalk.loading import FOLDER_HELP, is_musetalk_folder  # imports torch: only when a search runs
 
     if explicit:
-        return Path(explicit)
+        path = Path(explicit).expanduser()
+        if path.name == "unet.pth" and path.is_file():
+            return path.parents[1]
+        return path.parent if (path / "unet.pth").is_file() else path
     searched = []
     bases = ([Path(models_dir).expanduser().resolve()] if models_dir else []) + models_dirs()
     for base in dict.fromkeys(bases):

@@ -66,6 +66,8 @@ def test_download_musetalk_over_http(server: str, tmp_path: Path, capsys: pytest
         assert (models / "musetalk" / rel).read_bytes() == (FIX / "models" / rel).read_bytes(), rel
     assert "7 files" in capsys.readouterr().err
     assert find_musetalk(None, models) == models.resolve() / "musetalk"
+    unet = models / "musetalk" / "musetalkV15"
+    assert find_musetalk(unet) == find_musetalk(unet / "unet.pth") == find_musetalk(unet.parent) == unet.parent
     leftovers = [p for p in models.rglob("*") if "tmp" in p.name]
     assert leftovers == []
 
