@@ -7,6 +7,8 @@ the names that need them.
     gen = load_generator("models/wav2lip/wav2lip_gan.pth")
     lipsync_video("talk.mp4", "new_voice.wav", "out.mp4", gen, LipSyncOptions.of(missing_face="hold"))
 
+    gen = load_musetalk("models/musetalk")  # MuseTalk 1.5 (pip install "comfyui-resync[musetalk]")
+
 The layers (``lipsync.options`` settings by concern ← ``media`` ← ``models`` ← ``faces`` ←
 ``composite``/``restore`` ← ``engine`` ← ``cli``) are described in ../shared/DESIGN.md.
 """
@@ -53,6 +55,7 @@ _LAZY = {
     "revoice_segment": "engine.segment",
     "run_batch": "engine.batch.run",
     "load_generator": "models.wav2lip.generator",
+    "load_musetalk": "models.musetalk.generator",
     "convert_to_safetensors": "models.wav2lip.checkpoint",
     "load_audio": "media.audio",
     "probe": "media.video",

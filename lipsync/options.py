@@ -36,6 +36,7 @@ from .types import (
     FaceChoice,
     LengthPolicy,
     MissingFacePolicy,
+    ModelFamily,
     Resampler,
     Smoothing,
     choices,
@@ -162,9 +163,14 @@ class FaceOptions(_Group):
 class ModelOptions(_Group):
     """Which weights run, where (the nodes take the model from a loader node and the device from the host)."""
 
-    checkpoint: str | None = setting(None, "the model's weights (.pth, .safetensors, .onnx); default: the first "
-                                     "known file in MODELS/wav2lip/")
-    models_dir: str | None = setting(None, "models folder: wav2lip/, facedetect/, insightface/, "
+    family: ModelFamily = setting("wav2lip", "which model: wav2lip (a 96x96 mouth, quick on a CPU; weights for "
+                                  "non-commercial research only) or musetalk (MuseTalk 1.5: a sharper 256x256 lower "
+                                  "face, weights for any use, needs a GPU to be quick and the musetalk extra)",
+                                  flag="--model", choices=ModelFamily)
+    checkpoint: str | None = setting(None, "the model's weights: a Wav2Lip file (.pth, .safetensors, .onnx) or a "
+                                     "MuseTalk folder (musetalkV15/, sd-vae/, whisper/); default: the first "
+                                     "known file in MODELS/wav2lip/, or MODELS/musetalk/")
+    models_dir: str | None = setting(None, "models folder: wav2lip/, musetalk/, facedetect/, insightface/, "
                                      "facerestore_models/ (default: $LIPSYNC_MODELS, else ./models)")
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
     fp16: bool = setting(False, "half precision (GPU only)")

@@ -35,6 +35,7 @@ __all__ = [
     "LengthPolicy",
     "MelWindows",
     "MissingFacePolicy",
+    "ModelFamily",
     "Resampler",
     "Smoothing",
     "VideoInfo",
@@ -58,6 +59,8 @@ Smoothing = Literal["steady", "reference"]
 Resampler = Literal["lanczos", "bicubic", "bilinear"]
 ColorMatch = Literal["off", "lab"]
 Blend = Literal["feather", "seamless"]
+ModelFamily = Literal["wav2lip", "musetalk"]
+"""The model families behind the ``Generator`` interface (``lipsync.models.wav2lip``, ``lipsync.models.musetalk``)."""
 
 
 def choices(literal: Any) -> list[str]:

@@ -15,6 +15,7 @@ from .faces import DetectFaces
 from .generate import Composite, Wav2LipGenerate
 from .lipsync import LipSyncVideo
 from .model import LoadWav2LipModel
+from .musetalk import LoadMuseTalkModel
 from .restore import FaceRestore
 from .segment import RevoiceSegment
 from .video import LoadVideo, SaveVideo
@@ -26,6 +27,7 @@ NODES: list[type[io.ComfyNode]] = [
     AudioToMel,
     DetectFaces,
     LoadWav2LipModel,
+    LoadMuseTalkModel,
     Wav2LipGenerate,
     FaceRestore,
     Composite,

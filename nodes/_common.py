@@ -49,7 +49,9 @@ MEL = io.Custom("RESYNC_MEL")
 FACES = io.Custom("RESYNC_FACES")
 """``lipsync.engine.graph.FaceTrack``: one face box (or none) per frame."""
 WAV2LIP = io.Custom("RESYNC_WAV2LIP")
-"""``nodes.model.Wav2LipModel``: the network, managed by the host's model manager."""
+"""The pack's one model type, whichever family it holds: ``nodes.model.Wav2LipModel`` or
+``nodes.musetalk.MuseTalkModel`` (both give a ``Generator`` through ``generator()``), managed by the
+host's model manager. The id keeps its first family's name so saved workflows keep their links."""
 
 FPS_MIN, FPS_MAX = 0.1, 240.0
 

@@ -13,11 +13,13 @@ from typing import Any
 
 __all__ = [
     "MODEL_FOLDER",
+    "MUSETALK_FOLDER",
     "check_interrupt",
     "detector_models_dir",
     "file_metadata",
     "folder_paths",
     "load_patcher",
+    "load_patchers",
     "make_patcher",
     "model_management",
     "progress_bar",
@@ -30,6 +32,8 @@ __all__ = [
 
 MODEL_FOLDER = "wav2lip"
 """The models/ subfolder (and folder_paths name) of Wav2Lip checkpoints."""
+MUSETALK_FOLDER = "musetalk"
+"""The models/ subfolder (and folder_paths name) of MuseTalk 1.5 (musetalkV15/, sd-vae/, whisper/)."""
 
 _SHARED_FOLDERS = ("insightface", "facerestore_models")
 """Folders other packs use too; registered so the same files serve every pack."""
@@ -48,11 +52,11 @@ def model_management() -> Any:
 
 
 def register_model_folders() -> None:
-    """Add models/wav2lip, models/insightface and models/facerestore_models to the host's model
-    folders. ``add_model_folder_path`` appends, so paths from extra_model_paths.yaml (loaded
+    """Add models/wav2lip, models/musetalk, models/insightface and models/facerestore_models to the
+    host's model folders. ``add_model_folder_path`` appends, so paths from extra_model_paths.yaml (loaded
     before custom nodes) keep their place and stay searched."""
     fp = folder_paths()
-    for name in (MODEL_FOLDER, *_SHARED_FOLDERS):
+    for name in (MODEL_FOLDER, MUSETALK_FOLDER, *_SHARED_FOLDERS):
         fp.add_model_folder_path(name, os.path.join(fp.models_dir, name))
 
 
@@ -81,6 +85,13 @@ def load_patcher(patcher: Any) -> Any:
     return the module. Fully: a partly offloaded plain module would mix devices."""
     model_management().load_models_gpu([patcher], force_full_load=True)
     return patcher.model
+
+
+def load_patchers(patchers: list[Any]) -> list[Any]:
+    """``load_patcher`` for the parts of one model (MuseTalk: UNet, VAE, whisper) in one request,
+    so the host frees room for all of them together; their modules, in order."""
+    model_management().load_models_gpu(list(patchers), force_full_load=True)
+    return [p.model for p in patchers]
 
 
 def check_interrupt() -> None:

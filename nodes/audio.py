@@ -10,11 +10,13 @@ batch onto that length with ``length_policy``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 from comfy_api.latest import io
 
-from ..lipsync.media.audio import to_model_rate
+from ..lipsync.media.audio import MODEL_RATE, to_model_rate
 from ..lipsync.models.wav2lip.mel import frame_count_for_audio, mel_windows, melspectrogram
 from ..lipsync.errors import InputError
 from ..lipsync.engine.graph import MelFrames
@@ -58,7 +60,8 @@ class AudioToMel(io.ComfyNode):
             category=category("audio"),
             description=(
                 "Turn any AUDIO (any rate, any channels) into Wav2Lip's mel windows, one per output frame "
-                "(16 kHz mono, the exact reference features). The lip-synced clip has one frame per window: "
+                "(16 kHz mono, the exact reference features); the 16 kHz voice travels along, from which MuseTalk "
+                "computes its whisper features in Generate. The lip-synced clip has one frame per window: "
                 "frame_count 0 = as long as the audio; frame_count > 0 = exactly that many frames (the audio "
                 "is cut, or padded with silence). Wav2Lip Generate fits the frames to that length with "
                 "length_policy."
@@ -99,5 +102,8 @@ class AudioToMel(io.ComfyNode):
         audio_frames = frame_count_for_audio(len(wav16), rate)
         count = int(frame_count) or audio_frames
         windows = mel_windows(melspectrogram(wav16), rate, count, offset_ms=opts.sync.audio_offset_ms)
-        mel = MelFrames(windows, rate, opts.source.length_policy, audio_frames, opts.sync.audio_offset_ms)
+        needed = math.ceil(count / rate * MODEL_RATE)  # a longer clip than the voice: silence after it
+        voice = np.pad(wav16, (0, needed - len(wav16))) if needed > len(wav16) else wav16
+        mel = MelFrames(windows, rate, opts.source.length_policy, audio_frames, opts.sync.audio_offset_ms,
+                        wav16k=np.ascontiguousarray(voice, dtype=np.float32))
         return io.NodeOutput(mel)

@@ -177,7 +177,8 @@ class LipSyncBatch(io.ComfyNode):
                 "finished outputs are skipped."
             ),
             inputs=[
-                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model (loaded once for all)."),
+                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model or ReSync Load MuseTalk "
+                              "Model (loaded once for all)."),
                 io.String.Input("videos", multiline=True, default="",
                                 tooltip="Videos, " + _SOURCES_TOOLTIP.format(kind="video")),
                 io.String.Input("audios", multiline=True, default="",

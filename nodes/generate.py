@@ -1,10 +1,14 @@
 """ReSync Wav2Lip Generate and ReSync Composite: the network's faces as a plain IMAGE batch, and
 pasting them back.
 
-Between the two, the faces are an ordinary IMAGE batch (N, 96, 96, 3), so any image node — an
-upscaler, a face restorer, a colour fix — can sit in between; Composite resizes whatever comes
-back to each face box. The face track that Generate outputs records which video frame each
-output frame shows (the length policy's mapping), so Composite rebuilds the same sequence.
+Between the two, the faces are an ordinary IMAGE batch (N, S, S, 3) at the model's size (Wav2Lip
+96, MuseTalk 256), so any image node — an upscaler, a face restorer, a colour fix — can sit in
+between; Composite resizes whatever comes back to each face's region. The face track that
+Generate outputs records which video frame each output frame shows (the length policy's
+mapping) and, per frame, the region the model cropped (the face box plus the model's bottom
+margin: MuseTalk 1.5 adds 10 px below the chin), so Composite rebuilds the same sequence and
+pastes exactly where the face came from. Generate takes either model family (the node id keeps
+its first family's name so saved workflows load).
 """
 
 from __future__ import annotations
@@ -16,8 +20,15 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.errors import InputError
-from ..lipsync.models.wav2lip.network import IMG_SIZE
-from ..lipsync.engine.graph import FaceTrack, MelFrames, composite_face, generate_faces, sequence_indices
+from ..lipsync.engine.graph import (
+    FaceTrack,
+    MelFrames,
+    audio_windows,
+    composite_face,
+    generate_faces,
+    region_track,
+    sequence_indices,
+)
 from ..lipsync.options import CompositeOptions
 from . import _host
 from ._common import FACES, MEL, WAV2LIP, category, memory_problem
@@ -50,8 +61,9 @@ class Wav2LipGenerate(io.ComfyNode):
             display_name="ReSync Wav2Lip Generate",
             category=category("model"),
             description=(
-                "Run Wav2Lip: for every output frame, the face crop and its mel window go through the network, "
-                "giving a 96x96 face whose mouth follows the audio. The clip has one frame per mel window; the "
+                "Run the lip-sync model (Wav2Lip, or MuseTalk 1.5 from Load MuseTalk Model): for every output frame, "
+                "the face crop and its audio window go through the network, giving a face whose mouth follows the "
+                "audio (Wav2Lip 96x96, MuseTalk 256x256). The clip has one frame per mel window; the "
                 "frames batch is fitted to it with the mel's length policy (loop, pingpong, freeze, trim). "
                 "Frames without a face get a black placeholder so the batch stays aligned. Put any image node "
                 "(upscale, face restore) between this and ReSync Composite."
@@ -60,7 +72,8 @@ class Wav2LipGenerate(io.ComfyNode):
                 io.Image.Input("images", tooltip="The video frames the faces were detected on."),
                 FACES.Input("faces", tooltip="The face track from ReSync Detect Faces (one entry per frame)."),
                 MEL.Input("mel", tooltip="The mel windows from ReSync Audio To Mel (one per output frame)."),
-                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model."),
+                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model or ReSync Load MuseTalk "
+                              "Model."),
                 io.Int.Input(
                     "batch_size", default=8, min=1, max=512,
                     tooltip="Faces per network call. Larger is faster on a GPU (64-128 is common) and takes "
@@ -68,9 +81,11 @@ class Wav2LipGenerate(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output(display_name="faces", tooltip="Generated faces, float32 RGB (frames, 96, 96, 3)."),
+                io.Image.Output(display_name="faces", tooltip="Generated faces, float32 RGB (frames, S, S, 3): S = 96 "
+                                "(Wav2Lip) or 256 (MuseTalk)."),
                 FACES.Output(
-                    display_name="face_track", tooltip="The track of the output frames (for ReSync Composite)."
+                    display_name="face_track", tooltip="The track of the output frames and the region each face "
+                    "covers (for ReSync Composite)."
                 ),
             ],
         )
@@ -91,7 +106,9 @@ class Wav2LipGenerate(io.ComfyNode):
         sources = sequence_indices(int(images.shape[0]), len(mel), mel.length_policy)
         count = len(sources)
         generator = model.generator()
-        out = torch.zeros((count, IMG_SIZE, IMG_SIZE, 3), dtype=torch.float32)
+        windows = audio_windows(mel, generator)
+        size = generator.crop.size
+        out = torch.zeros((count, size, size, 3), dtype=torch.float32)
         progress = _host.progress_bar(count)
         step = max(1, batch_size) * _CHUNK_BATCHES
         for start in range(0, count, step):
@@ -99,12 +116,13 @@ class Wav2LipGenerate(io.ComfyNode):
             chunk = sources[start : start + step]
             tracked = [faces.faces[j] for j in chunk]
             frames = [frame_at(images, int(j)) for j in chunk]
-            pred = generate_faces(frames, tracked, mel.windows[start : start + len(chunk)], generator, batch_size)
-            rgb = np.ascontiguousarray(pred[:, ::-1].transpose(0, 2, 3, 1))  # BGR (N, 3, 96, 96) -> RGB NHWC
+            pred = generate_faces(frames, tracked, windows(start, len(chunk)), generator, batch_size)
+            rgb = np.ascontiguousarray(pred[:, ::-1].transpose(0, 2, 3, 1))  # BGR (N, 3, S, S) -> RGB NHWC
             out[start : start + len(chunk)] = torch.from_numpy(rgb)
             progress(start + len(chunk), count)
         _host.model_management().soft_empty_cache()
-        track = FaceTrack(tuple(faces.faces[j] for j in sources), faces.frame_size, faces.detector, sources)
+        regions = region_track([faces.faces[j] for j in sources], faces.frame_size, generator.crop)
+        track = FaceTrack(regions, faces.frame_size, faces.detector, sources)
         return io.NodeOutput(out, track)
 
 
@@ -138,15 +156,16 @@ class Composite(io.ComfyNode):
             display_name="ReSync Composite",
             category=category("video"),
             description=(
-                "Paste the generated faces back into the frames, each resized to its face box (any face size "
-                "works, e.g. after an upscaler). mouth (default) blends only the lower face with a feathered "
+                "Paste the generated faces back into the frames, each resized to the region its model cropped "
+                "(the face box; MuseTalk's reaches 10 px lower) — any face size works, e.g. after an upscaler. mouth (default) blends only the lower face with a feathered "
                 "mask and leaves eyes, forehead and every pixel outside the mask untouched; reference hard-pastes "
                 "the whole box exactly like the original Wav2Lip. Outputs one frame per generated face and the "
                 "blend mask."
             ),
             inputs=[
                 io.Image.Input("images", tooltip="The original video frames (the same batch Wav2Lip Generate got)."),
-                io.Image.Input("faces", tooltip="Generated faces from Wav2Lip Generate, possibly upscaled/restored."),
+                io.Image.Input("faces", tooltip="Generated faces from ReSync Wav2Lip Generate (either model), possibly "
+                               "upscaled/restored."),
                 FACES.Input("face_track", tooltip="The face_track output of ReSync Wav2Lip Generate."),
                 *cls.USES.inputs(CompositeOptions, ("mode", "feather", "color_match", "blend")),
             ],

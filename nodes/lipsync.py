@@ -36,8 +36,8 @@ from .restore import model_names as restore_model_names
 __all__ = ["JOB_LEFT", "JOB_WIDGETS", "LipSyncVideo"]
 
 JOB_LEFT = {
-    "model": "the network comes from ReSync Load Wav2Lip Model, its device and precision from the host's model "
-    "manager, the detectors' models folder from the host's folders",
+    "model": "the network comes from ReSync Load Wav2Lip Model or Load MuseTalk Model, its device and precision "
+    "from the host's model manager, the detectors' models folder from the host's folders",
     "encode": "the nodes save H.264 + AAC mp4 files the host previews; lossless FFV1 .mkv is the command line's",
     "chunk_batches": "speed only, never the result; the default suits the host",
     "overlap": "speed only, never the result; the default suits the host",
@@ -95,7 +95,8 @@ class LipSyncVideo(io.ComfyNode):
                     "It is read a frame at a time, never loaded whole.",
                 ),
                 io.Audio.Input("audio", tooltip="The new voice (any AUDIO: Load Audio, a TTS node). Held in RAM."),
-                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model."),
+                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model or ReSync Load MuseTalk "
+                              "Model."),
                 *cls.USES.inputs(CompositeOptions, ("mode", "feather", "color_match", "blend")),
                 *cls.USES.inputs(RestoreOptions),
                 *cls.USES.inputs(FaceOptions, (

@@ -102,7 +102,8 @@ class RevoiceSegment(io.ComfyNode):
                     tooltip="The new speech for the range (any AUDIO: Load Audio, a TTS node). It starts at start_s; "
                     "when longer than the range its end is cut, when shorter the rest of the range is silent.",
                 ),
-                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model."),
+                WAV2LIP.Input("model", tooltip="The network from ReSync Load Wav2Lip Model or ReSync Load MuseTalk "
+                              "Model."),
                 io.Float.Input(
                     "start_s", default=0.0, min=0.0, max=TIME_MAX, step=0.01,
                     tooltip="Start of the range to re-voice, in seconds from the start of the video.",

@@ -49,15 +49,21 @@ def free_port() -> int:
 
 def make_base(base: Path, checkpoint: Path) -> Path:
     """The host's base folder, and an extra_model_paths.yaml whose wav2lip folder holds the
-    checkpoint (a symlink). Returns the yaml's path."""
+    checkpoint (a symlink) and whose musetalk folder is the MuseTalk fixture's models (when the
+    shared fixtures have it). Returns the yaml's path."""
     for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO, target_is_directory=True)
     shelf = base / "model_shelf" / "lipsync"
     shelf.mkdir(parents=True)
     (shelf / checkpoint.name).symlink_to(checkpoint)
+    folders = "  wav2lip: lipsync\n"
+    musetalk = checkpoint.parents[1] / "musetalk_reference" / "models"
+    if musetalk.is_dir():  # the MuseTalk fixture's layout, as models/musetalk/{musetalkV15,sd-vae,whisper}
+        (base / "model_shelf" / "musetalk").symlink_to(musetalk, target_is_directory=True)
+        folders += "  musetalk: musetalk\n"
     config = base / "extra_model_paths.yaml"
-    config.write_text(f"resync_test:\n  base_path: {base / 'model_shelf'}\n  wav2lip: lipsync\n")
+    config.write_text(f"resync_test:\n  base_path: {base / 'model_shelf'}\n{folders}")
     return config
 
 

@@ -151,6 +151,7 @@ PUBLIC_API = [
     "lipsync_video",
     "load_audio",
     "load_generator",
+    "load_musetalk",
     "prepare_audio",
     "probe",
     "revoice_segment",

@@ -2,25 +2,38 @@
 ``--models-dir``, ``--device``, ``--fp16``) → a ready ``Generator``.
 
 Where weights are looked for is the models layer's one lookup (``lipsync.models.folders``).
+``--model musetalk`` loads MuseTalk 1.5 instead of Wav2Lip (``find_musetalk``, ``load_musetalk``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, models_dirs
+from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, find_musetalk, models_dirs
 
 if TYPE_CHECKING:
-    from ..models.wav2lip.generator import Generator
+    from ..models.base import Generator
     from ..options import ModelOptions
 
 __all__ = ["CHECKPOINT_NAMES", "find_checkpoint", "load_model", "models_dirs"]
+
+
+def _load_musetalk(options: ModelOptions) -> Generator:
+    """MuseTalk 1.5 from ``--checkpoint`` (its folder) or the models folders (``find_musetalk``),
+    float16 with ``fp16``. Needs the musetalk extra, imported here."""
+    from ..models.musetalk import generator
+
+    folder = find_musetalk(options.checkpoint, options.models_dir)
+    return generator.load_musetalk(folder, options.device, "fp16" if options.fp16 else None)
+
 
 def load_model(options: ModelOptions) -> Generator:
     """The generator ``options`` name: its checkpoint found, loaded on its device (float16 with
     ``fp16``). Torch and the model code are imported here, on use."""
     import torch
 
+    if options.family == "musetalk":
+        return _load_musetalk(options)
     from ..models.wav2lip import generator  # looked up on call: tests replace load_generator
 
     path = find_checkpoint(options.checkpoint, options.models_dir)

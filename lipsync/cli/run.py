@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     """The main job's parser: VIDEO AUDIO -o OUT, -q, and the flags of every option group."""
     p = argparse.ArgumentParser(
         prog="python -m lipsync",
-        description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip. Other commands: "
+        description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip (or MuseTalk 1.5: --model musetalk). Other commands: "
         "'python -m lipsync convert CKPT' (to .safetensors), 'python -m lipsync download' (fetch the weights), "
         "'python -m lipsync batch' (many jobs), 'python -m lipsync segment' (one time range).",
         parents=option_parents(COMMAND),

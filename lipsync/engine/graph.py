@@ -13,8 +13,8 @@ ping-pong, freeze) and a long clip is cut to a short one (trim).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import cv2
@@ -23,16 +23,18 @@ import numpy.typing as npt
 
 from ..composite import paste
 from ..errors import InputError
-from ..models.base import Generator, crop_faces
+from ..models.base import CropSpec, Generator, crop_faces
 from ..options import CompositeOptions
 from ..types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
 
 __all__ = [
     "FaceTrack",
     "MelFrames",
+    "audio_windows",
     "composite_face",
     "draw_face",
     "generate_faces",
+    "region_track",
     "sequence_indices",
 ]
 
@@ -47,7 +49,9 @@ class MelFrames:
     ``windows`` is float32 (N, 80, 16): N is the length of the lip-synced clip. ``audio_frames``
     is how many frames at ``fps`` cover the whole audio (N differs when a frame count was
     forced). ``length_policy`` says how a video batch of another length is mapped onto the N
-    frames (see ``sequence_indices``).
+    frames (see ``sequence_indices``). ``wav16k``: the voice itself, float32 mono at 16 kHz
+    (zero-padded to N frames when a longer clip was asked for), from which a model family with
+    other audio features (MuseTalk's whisper windows) computes its own (``audio_windows``).
     """
 
     windows: MelWindows
@@ -55,6 +59,7 @@ class MelFrames:
     length_policy: LengthPolicy
     audio_frames: int
     offset_ms: float = 0.0
+    wav16k: F32 | None = None
 
     def __len__(self) -> int:
         return int(self.windows.shape[0])
@@ -114,16 +119,38 @@ def sequence_indices(n_source: int, n_out: int, policy: LengthPolicy) -> I64:
     return np.where(k < n_source, k, period - k)
 
 
+def audio_windows(mel: MelFrames, generator: Generator) -> Callable[[int, int], np.ndarray]:
+    """``windows(start, count)``: the audio windows ``generator`` takes for output frames
+    start … start+count-1. Wav2Lip: the mel windows Audio To Mel computed (``mel.windows``); other
+    families: their own features of ``mel.wav16k`` (prepared once, here), at ``mel.fps`` with
+    ``mel.offset_ms``. InputError when a MuseTalk-like generator gets a MelFrames without the voice."""
+    if generator.family == "wav2lip":
+        return lambda start, count: mel.windows[start : start + count]
+    if mel.wav16k is None:
+        raise InputError(f"The {generator.family} model needs the voice itself: connect a ReSync Audio To Mel output.")
+    features = generator.prepare_audio(mel.wav16k)
+    return lambda start, count: features.windows(mel.fps, start, count, offset_ms=mel.offset_ms)
+
+
+def region_track(faces: Sequence[FaceFrame], frame_size: tuple[int, int], crop: CropSpec) -> tuple[FaceFrame, ...]:
+    """``faces`` with each box replaced by the region ``crop`` takes and gives back for it (the box
+    plus the generator's bottom margin, ``CropSpec.region``): where Composite pastes the face."""
+    return tuple(
+        face if face.box is None else replace(face, box=crop.region(face.box, frame_size)) for face in faces
+    )
+
+
 def generate_faces(
     frames: Sequence[Frame],
     faces: Sequence[FaceFrame],
-    windows: MelWindows,
+    windows: np.ndarray,
     generator: Generator,
     batch_size: int,
 ) -> F32:
     """The network's face for each frame: float32 (N, 3, S, S) **BGR** in [0, 1] at the generator's size S.
 
-    ``frames``, ``faces`` and ``windows`` are aligned (N each). Frames without a face box get a
+    ``frames``, ``faces`` and ``windows`` (the generator's audio windows, ``audio_windows``) are
+    aligned (N each). Frames without a face box get a
     black placeholder, so the result stays aligned with the frames.
     """
     if not len(frames) == len(faces) == len(windows):

@@ -172,8 +172,8 @@ def generate(
 
     The chunk's items must be consecutive on the timeline. Crops are the generator's
     (``CropSpec``), audio windows come from ``features`` at the items' indices; ``options.reference``
-    uses the original code's window rule, and the reference paste gets the generator's own uint8
-    faces."""
+    uses the original code's window rule; the reference paste gets the generator's own uint8
+    faces, batched as the original batches them (``Generator.generate``'s ``reference``)."""
     with_face = [k for k, item in enumerate(chunk) if item.face.box is not None]
     if not with_face:
         return
@@ -184,7 +184,9 @@ def generate(
                                reference=options.reference)
     crops = crop_faces([chunk[k].frame for k in with_face], [chunk[k].region for k in with_face],  # type: ignore[misc]
                        generator.crop)
-    faces = generator.generate(crops, windows[with_face], options.run.batch_size)
+    # Asked only when it matters, so a generator written before the keyword keeps working.
+    exact = {"reference": True} if options.composite.mode == "reference" else {}
+    faces = generator.generate(crops, windows[with_face], options.run.batch_size, **exact)
     if restorer is not None:
         faces = restore_predictions(restorer, faces, options.restore.restore_strength, options.restore.restore_fidelity)
     if options.composite.mode == "reference":

@@ -6,8 +6,9 @@ A ``Generator`` does the model part of a lip-sync and declares what it needs fro
   becomes the cropped and pasted region, which rows it regenerates, the resampling filter);
 - ``prepare_audio(wav16k)``: the audio features of a whole voice (``AudioFeatures``), from which
   the engine takes one window per output frame;
-- ``generate(crops, features, batch_size)``: crops (B, S, S, 3) uint8 **BGR** + features (B, …) →
-  faces (B, 3, S, S) float32 **BGR** in [0, 1] at its native size S;
+- ``generate(crops, features, batch_size, reference=False)``: crops (B, S, S, 3) uint8 **BGR** +
+  features (B, …) → faces (B, 3, S, S) float32 **BGR** in [0, 1] at its native size S
+  (``reference``: batched as the original code, for its exact bytes);
 - ``to_uint8_reference(faces)``: the original code's own float → uint8 step (the reference
   paste uses it, so ``--reference`` stays bit-exact);
 - ``device`` / ``dtype``, ``memory_estimate(batch_size)``, ``name``, ``family`` and
@@ -127,10 +128,12 @@ class Generator(Protocol):
         """Features of a whole voice: ``wav16k`` float32 (samples,) mono at 16 kHz."""
         ...
 
-    def generate(self, crops_bgr: U8, features: np.ndarray, batch_size: int) -> F32:
+    def generate(self, crops_bgr: U8, features: np.ndarray, batch_size: int, *, reference: bool = False) -> F32:
         """Faces for ``crops_bgr`` (B, S, S, 3) uint8 BGR and ``features`` (B, …): float32
         (B, 3, S, S) BGR in [0, 1]. The result of a frame never depends on ``batch_size`` or on
-        which frames share its batch."""
+        which frames share its batch, except with ``reference``: then the batches of
+        ``batch_size`` run as the original code runs them, for its exact bytes even where the
+        device's kernels round a batch differently (MuseTalk on a CPU)."""
         ...
 
     def to_uint8_reference(self, faces: F32) -> U8:

@@ -1,7 +1,9 @@
 """Where model files are: the one lookup of models folders, for the CLI, the detectors and tests.
 
-A models folder holds one sub-folder per kind (``wav2lip/``, ``facedetect/``, ``insightface/``,
-``facerestore_models/``: ComfyUI's layout). Without an explicit folder they are searched in
+A models folder holds one sub-folder per kind (``wav2lip/``, ``musetalk/``, ``facedetect/``,
+``insightface/``, ``facerestore_models/``: ComfyUI's layout). ``musetalk/`` holds MuseTalk's own
+layout (``musetalkV15/``, ``sd-vae/``, ``whisper/``); a folder laid out like MuseTalk's own
+``models/`` (those three directly inside) is found too. Without an explicit folder they are searched in
 this order (``models_dirs``):
 
 1. ``$LIPSYNC_MODELS``, when set;
@@ -24,8 +26,10 @@ from ..errors import ModelError
 
 __all__ = [
     "CHECKPOINT_NAMES",
+    "MUSETALK_FOLDER",
     "default_models_dir",
     "find_checkpoint",
+    "find_musetalk",
     "find_weights",
     "models_dirs",
     "user_cache_dir",
@@ -34,6 +38,8 @@ __all__ = [
 CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth", "wav2lip_gan.safetensors", "wav2lip.safetensors")
 """The Wav2Lip checkpoints looked for by name, the preferred first."""
 _CHECKPOINT_SUFFIXES = (".pth", ".safetensors", ".onnx")
+MUSETALK_FOLDER = "musetalk"
+"""The models sub-folder of MuseTalk 1.5 (ComfyUI: ``models/musetalk``)."""
 
 
 def user_cache_dir() -> Path:
@@ -106,4 +112,33 @@ def find_checkpoint(explicit: str | None, models_dir: str | None = None) -> Path
     return find_weights(
         "wav2lip", CHECKPOINT_NAMES, explicit, models_dir,
         suffixes=_CHECKPOINT_SUFFIXES, what="Wav2Lip checkpoint", help_text=CHECKPOINT_HELP,
+    )
+
+
+def find_musetalk(explicit: str | os.PathLike[str] | None, models_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding MuseTalk 1.5's parts (``musetalkV15/``, ``sd-vae/``, ``whisper/``):
+    ``explicit`` as given (the loader says what is wrong with it; its ``musetalkV15`` folder or
+    ``unet.pth`` stand for the folder above them), else the first of
+    ``<base>/musetalk`` and ``<base>`` that holds all of them, for ``<base>`` = ``models_dir``
+    then each of ``models_dirs()``.
+
+    Raises ModelError naming the folders searched and the command that fetches the files.
+    """
+    from .musetalk.loading import FOLDER_HELP, is_musetalk_folder  # imports torch: only when a search runs
+
+    if explicit:
+        path = Path(explicit).expanduser()
+        if path.name == "unet.pth" and path.is_file():
+            return path.parents[1]
+        return path.parent if (path / "unet.pth").is_file() else path
+    searched = []
+    bases = ([Path(models_dir).expanduser().resolve()] if models_dir else []) + models_dirs()
+    for base in dict.fromkeys(bases):
+        for folder in (base / MUSETALK_FOLDER, base):
+            if is_musetalk_folder(folder):
+                return folder
+        searched.append(str(base / MUSETALK_FOLDER))
+    raise ModelError(
+        f"No MuseTalk 1.5 models found (looked in {', '.join(searched)}). {FOLDER_HELP} "
+        f"Get them with: python -m lipsync download musetalk"
     )

@@ -37,7 +37,7 @@ SHARED = Path(os.environ.get("LIPSYNC_SHARED", REPO.parent / "shared"))
 MEDIA = ("astronaut_closeup_5s_silent.mp4", "speech_piper_16k_5s.wav", "speech_espeak_16k_5s.wav")
 CHECKPOINT = SHARED / "fixtures" / "wav2lip_reference" / "random_wav2lip.pth"
 NODES = ["ReSyncLoadVideo", "ReSyncAudioToMel", "ReSyncDetectFaces", "ReSyncLoadWav2LipModel",
-         "ReSyncWav2LipGenerate", "ReSyncFaceRestore", "ReSyncComposite", "ReSyncSaveVideo", "ReSyncLipSyncVideo",
+         "ReSyncLoadMuseTalkModel", "ReSyncWav2LipGenerate", "ReSyncFaceRestore", "ReSyncComposite", "ReSyncSaveVideo", "ReSyncLipSyncVideo",
          "ReSyncRevoiceSegment", "ReSyncLipSyncBatch"]
 
 # What the API twins run instead of the templates' placeholders: the test media and checkpoint,
@@ -51,11 +51,13 @@ TWIN_CHANGES = {
     "resync_long_video": {("1", "audio"): "speech_piper_16k_5s.wav"},
     "resync_chaining": {("1", "audio"): "speech_espeak_16k_5s.wav", ("3", "frame_load_cap"): 25,
                         ("2", "start_index"): 0.5, ("2", "duration"): 1.0},
+    "resync_musetalk": {("1", "frame_load_cap"): 25, ("3", "frame_count"): 25, ("2", "audio"): "speech_piper_16k_5s.wav"},
 }
 EXPECTED = {  # workflow: (frames, seconds) of its mp4
     "resync_basic": (25, 1.0),
     "resync_long_video": (125, 5.0),
     "resync_chaining": (25, 1.0),
+    "resync_musetalk": (25, 1.0),  # the MuseTalk fixture's reduced weights (shared/fixtures/musetalk_reference)
 }
 
 

@@ -194,7 +194,7 @@ def object_info(host) -> dict[str, dict]:
     return info
 
 
-@pytest.mark.parametrize("name", ["resync_basic", "resync_chaining", "resync_long_video"])
+@pytest.mark.parametrize("name", ["resync_basic", "resync_chaining", "resync_long_video", "resync_musetalk"])
 def test_templates_and_their_api_twins_carry_every_widget(host, name: str) -> None:
     info = object_info(host)
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())

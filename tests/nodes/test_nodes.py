@@ -26,6 +26,7 @@ EXPECTED = [
     "ReSyncAudioToMel",
     "ReSyncDetectFaces",
     "ReSyncLoadWav2LipModel",
+    "ReSyncLoadMuseTalkModel",
     "ReSyncWav2LipGenerate",
     "ReSyncFaceRestore",
     "ReSyncComposite",
@@ -120,7 +121,7 @@ def test_output_nodes_get_the_workflow_to_embed(host) -> None:
 
 def test_model_folders_are_registered_with_add_model_folder_path(host) -> None:
     fp = sys.modules["folder_paths"]
-    for name in ("wav2lip", "insightface", "facerestore_models"):
+    for name in ("wav2lip", "musetalk", "insightface", "facerestore_models"):
         assert fp.get_folder_paths(name) == [os.path.join(fp.models_dir, name)]
 
 
@@ -212,7 +213,7 @@ CORE_IN_WORKFLOWS = {"LoadAudio", "PreviewImage", "TrimAudioDuration", "ImageSca
 
 
 def test_workflows_ship_as_ui_templates_with_api_twins() -> None:
-    assert WORKFLOWS == ["resync_basic", "resync_chaining", "resync_long_video"]
+    assert WORKFLOWS == ["resync_basic", "resync_chaining", "resync_long_video", "resync_musetalk"]
     assert not (REPO / "example_workflows").exists(), "the template browser would list them twice"
     for name in WORKFLOWS:
         ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())

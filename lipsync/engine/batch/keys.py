@@ -43,6 +43,8 @@ def _settings(options: LipSyncOptions) -> str:
     kept = {k: v for k, v in options.flat().items() if k not in _KEY_IGNORES}
     if not kept["fp16"]:  # full-precision runs keep the keys they had before fp16 was an option
         del kept["fp16"]
+    if kept["family"] == "wav2lip":  # and Wav2Lip runs the keys they had before there were two families
+        del kept["family"]
     return repr(sorted(kept.items()))
 
 

@@ -46,8 +46,10 @@ MUSETALK_LICENCE = (
     "README, 'Disclaimer/License'); the VAE (stabilityai/sd-vae-ft-mse, MIT per its model card) and "
     "whisper-tiny (openai/whisper-tiny, Apache-2.0 per its model card) are permissively licensed."
 )
-DEFAULT_LATENT_CACHE = 256
-"""Crops whose latents are kept (8×32×32 floats each: 32 KB in float32, 8 MB in all)."""
+DEFAULT_LATENT_CACHE = 2048
+"""Crops whose latents are kept, on the model's device (8×32×32 values each: 32 KB in float32,
+64 MB in all; half in fp16): a looped or ping-ponged clip of up to 2048 frames (82 s at 25 fps)
+is VAE-encoded once, a still image once in all."""
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
            "half": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -64,6 +66,17 @@ def _dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         return _DTYPES[dtype.strip().lower()]
     except KeyError:
         raise InputError(f"Unknown dtype {dtype!r}: use fp32, fp16 or bf16.") from None
+
+
+def _whole(run: Any, items: Any) -> Any:
+    """``run(items)`` in one call (the original's batching)."""
+    return run(items)
+
+
+def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """``module.to(device, dtype)`` as torch does it: diffusers' own ``to`` logs a warning about
+    float32 modules on every cast with a dtype, even when there are none (these models have none)."""
+    torch.nn.Module.to(module, device, dtype)
 
 
 class MuseTalkGenerator:
@@ -104,7 +117,7 @@ class MuseTalkGenerator:
         """Move the three modules (and drop cached latents, which live on the old device)."""
         dev, dt = torch.device(device), _dtype(dtype) if dtype is not None else self.dtype
         for module in (self.unet, self.vae, self.whisper_encoder):
-            module.to(dev, dt)
+            _move(module, dev, dt)
         with self._lock:
             self._latents.clear()
         return self
@@ -186,12 +199,16 @@ class MuseTalkGenerator:
             return run(items)
         return torch.cat([run(items[i:i + 1]) for i in range(len(items))])
 
-    def generate(self, crops_bgr: U8, features: np.ndarray, batch_size: int) -> F32:
+    def generate(self, crops_bgr: U8, features: np.ndarray, batch_size: int, *, reference: bool = False) -> F32:
         """Faces (B, 3, 256, 256) float32 BGR in [0, 1] (8-bit values / 255) for (B, 256, 256, 3)
         uint8 BGR crops and (B, 50, 384) audio prompts from ``WhisperAudio.windows``.
 
         On the CPU a frame's face never depends on ``batch_size`` (see ``_per_call``); on a GPU,
-        the device's kernels may round a batch differently, by at most a level in rare pixels."""
+        the device's kernels may round a batch differently, by at most a level in rare pixels.
+        ``reference``: the UNet and the decoder take each batch of ``batch_size`` in one call, as
+        the original's inference.py (its ``batch_size`` 8; crops are encoded one by one in both),
+        so a CPU gives its bytes exactly when the batches start where the original's do (frames
+        0, 8, 16, … of the output)."""
         size = self.crop.size
         if crops_bgr.ndim != 4 or crops_bgr.shape[1:] != (size, size, 3) or crops_bgr.dtype != np.uint8:
             raise InputError(f"MuseTalk takes (B, {size}, {size}, 3) uint8 crops; got {crops_bgr.shape} {crops_bgr.dtype}.")
@@ -204,8 +221,9 @@ class MuseTalkGenerator:
             hi = min(lo + step, len(crops_bgr))
             latents = self.encode_crops(crops_bgr[lo:hi])
             index = torch.arange(hi - lo)
-            pred = self._per_call(lambda i: self.unet_forward(latents[i], features[lo:hi][i.numpy()]), index)
-            faces = self._per_call(lambda i: torch.from_numpy(self.decode_latents(pred[i])), index).numpy()
+            per_call = _whole if reference else self._per_call
+            pred = per_call(lambda i: self.unet_forward(latents[i], features[lo:hi][i.numpy()]), index)
+            faces = per_call(lambda i: torch.from_numpy(self.decode_latents(pred[i])), index).numpy()
             out[lo:hi] = faces.transpose(0, 3, 1, 2) / np.float32(255)
         return out
 
@@ -246,5 +264,5 @@ def load_musetalk(models_dir_or_parts: str | os.PathLike[str] | MuseTalkParts, d
     vae, scaling = load_vae(parts.vae_dir)
     encoder, extractor = load_whisper(parts.whisper_dir)
     for module in (unet, vae, encoder):
-        module.to(dev, dt)
+        _move(module, dev, dt)
     return MuseTalkGenerator(unet, vae, encoder, extractor, scaling_factor=scaling, name=parts.unet.parent.name)

@@ -88,8 +88,10 @@ class Wav2LipGenerator:
     def prepare_audio(self, wav16k: F32) -> AudioFeatures:
         return MelFeatures.from_wav16k(wav16k)
 
-    def generate(self, crops_bgr: npt.NDArray[np.uint8], features: np.ndarray, batch_size: int) -> F32:
-        """(B, 3, 96, 96) float32 BGR faces for 96² BGR crops and (B, 80, 16) mel windows."""
+    def generate(self, crops_bgr: npt.NDArray[np.uint8], features: np.ndarray, batch_size: int, *,
+                 reference: bool = False) -> F32:
+        """(B, 3, 96, 96) float32 BGR faces for 96² BGR crops and (B, 80, 16) mel windows
+        (``reference`` changes nothing here: the batches already run as the original's)."""
         return predict(self, np.asarray(features, dtype=np.float32), crops_bgr, batch_size)
 
     def to_uint8_reference(self, faces: F32) -> npt.NDArray[np.uint8]:
