@@ -8,7 +8,7 @@ the names that need them.
     lipsync_video("talk.mp4", "new_voice.wav", "out.mp4", gen, LipSyncOptions.of(missing_face="hold"))
 
 The layers (``lipsync.options`` settings by concern ← ``media`` ← ``models`` ← ``faces`` ←
-``composite``/``restore`` ← ``engine`` ← ``cli``) are described in ../shared/DESIGN.md.
+``composite``/``restore`` ← ``engine`` ← ``cluster`` ← ``cli``) are described in ../shared/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from .errors import (
     AudioError,
     Cancelled,
+    ClusterError,
     DependencyError,
     FaceNotFoundError,
     InputError,
@@ -28,6 +29,7 @@ from .errors import (
     VideoError,
 )
 from .options import (
+    ClusterOptions,
     CompositeOptions,
     EncodeOptions,
     FaceOptions,
@@ -65,6 +67,8 @@ __all__ = sorted(
     [
         "AudioError",
         "Box",
+        "ClusterError",
+        "ClusterOptions",
         "CompositeOptions",
         "EncodeOptions",
         "FaceOptions",

@@ -200,10 +200,13 @@ class AudioCache:
         self._key: Any = None
         self._value: PreparedAudio | None = None
 
-    def get(self, audio: str | Waveform, generator: Generator) -> PreparedAudio:
+    def get(self, audio: str | Waveform, generator: Generator, key: Any = None) -> PreparedAudio:
+        """``audio`` prepared for ``generator``; computed again only when ``key`` (default: the
+        path, or the Waveform object) differs from the last one's."""
         from ..lipsync import prepare_audio
 
-        key = id(audio) if isinstance(audio, Waveform) else audio
+        if key is None:
+            key = id(audio) if isinstance(audio, Waveform) else audio
         if self._value is None or key != self._key:
             self._value = None  # free the previous one before preparing the next
             self._value, self._key = prepare_audio(audio, generator), key
