@@ -29,6 +29,9 @@ POLL_S = 0.2
 """How often the driver looks for finished work, progress and a stop request."""
 START_TIMEOUT_S = 600.0
 """How long the workers may take to start (scheduling, loading the model) before giving up."""
+RESTART_WAIT_S = 120.0
+"""How long a lost worker may take to come back (Ray restarts it, the model loads again) before
+the run goes on without it."""
 STOP_WAIT_S = 20.0
 """How long stopping waits for the ended workers' processes to be gone before cleaning up."""
 
@@ -122,10 +125,18 @@ class Pool:
         pending: deque[Task] = deque(tasks)
         idle = list(range(len(self.actors)))
         running: dict[Any, tuple[Task, int]] = {}
+        probes: dict[Any, tuple[int, float]] = {}  # a lost worker's hello: back to idle once Ray restarted it
+        waiting: list[tuple[float, int, float]] = []  # (when to ask again, worker, since)
         try:
             while pending or running:
                 if should_stop is not None and should_stop():
                     raise Cancelled("Stopped: the cluster's workers were ended.")
+                if not idle and not running and not probes and not waiting:
+                    raise ClusterError("Every worker was lost and none came back; check the cluster's nodes.")
+                now = time.monotonic()
+                for entry in [w for w in waiting if w[0] <= now]:
+                    waiting.remove(entry)
+                    probes[self.actors[entry[1]].hello.remote()] = (entry[1], entry[2])
                 while pending and idle:
                     task, k = pending.popleft(), idle.pop(0)
                     task.attempts += 1
@@ -134,15 +145,25 @@ class Pool:
                     running[ref] = (task, k)
                     if on_start is not None:
                         on_start(task)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                ready, _ = ray.wait([*running, *probes], num_returns=1, timeout=POLL_S)
                 for ref in ready:
+                    if ref in probes:
+                        k, since = probes.pop(ref)
+                        try:
+                            ray.get(ref)
+                            idle.append(k)
+                        except lost_errors:
+                            if time.monotonic() - since < RESTART_WAIT_S:
+                                waiting.append((time.monotonic() + POLL_S, k, since))
+                        continue
                     task, k = running.pop(ref)
-                    idle.append(k)
                     try:
                         outcome = ray.get(ref)
+                        idle.append(k)
                     except lost_errors as exc:
                         task.cleanup(task.attempts)
                         task.lost.append(f"w{k}")
+                        waiting.append((time.monotonic() + POLL_S, k, time.monotonic()))
                         if task.attempts <= retries:
                             pending.appendleft(task)
                             continue
@@ -150,6 +171,7 @@ class Pool:
                                           "node may be short of memory: lower --workers or the batch size",
                                           kind="ClusterError", worker=f"w{k}")
                     except ray.exceptions.RayTaskError as exc:
+                        idle.append(k)
                         outcome = Outcome(error=f"unexpected error on the worker: {_first_line(exc)}",
                                           kind="ClusterError", worker=f"w{k}")
                     on_finish(task, outcome)

@@ -77,7 +77,7 @@ def test_a_killed_worker_is_restarted_and_its_item_retried(inputs, generator, tm
     from lipsync.cluster import run_batch_on_cluster
 
     report = run_batch_on_cluster(items, tmp_path / "out", generator, OPTIONS, TWO, detector=DiesOnce(marker))
-    assert [r.status for r in report.items] == ["done"] * 4
+    assert [r.status for r in report.items] == ["done"] * 4, report.summary()
     assert not marker.exists()
     assert sorted(r.attempts for r in report.items) == [1, 1, 1, 2]
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # nothing left behind
