@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +58,11 @@ def remove_attempt(path: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
+def _absolute(item: BatchItem) -> BatchItem:
+    audio = os.path.abspath(item.audio) if isinstance(item.audio, str) else item.audio
+    return replace(item, video=os.path.abspath(item.video), audio=audio)
+
+
 def _storage_paths(items: Sequence[BatchItem]) -> tuple[str, ...]:
     """The inputs a worker checks it sees: the first item's video and file voice."""
     first = items[0]
@@ -93,7 +99,8 @@ def run_batch_on_cluster(
     opts = (options or LipSyncOptions()).resolved()
     cluster.check()
     check_names(items)
-    out = Path(out_dir)
+    items = [_absolute(it) for it in items]  # the workers' working folder is not the driver's
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     remove_staged(out)
     previous = previous_results(out)

@@ -86,9 +86,9 @@ def lipsync_video_on_cluster(
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
     cluster.check()
-    final = Path(output)
+    final = Path(output).resolve()  # the workers' working folder is not the driver's
     prepared = prepare_audio(audio, generator)
-    plan = plan_job(video, prepared.features, opts)
+    plan = plan_job(os.path.abspath(video), prepared.features, opts)
     chunk, _ = buffer_sizes(opts, plan.size)
     payload = pack_generator(generator)
     detecting = opts.faces.box is None
