@@ -66,7 +66,7 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield ray
     finally:
-        ray.shutdown()
+        ray.shutdown()  # (a test may have shut it down and started its own meanwhile)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

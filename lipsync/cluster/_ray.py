@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import math
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 from ..errors import ClusterError, DependencyError
 from ..options import ClusterOptions
 
-__all__ = ["INSTALL", "connect", "library_fingerprint", "require_ray", "worker_count"]
+__all__ = ["INSTALL", "connect", "library_fingerprint", "pack_runtime_env", "require_ray", "worker_count"]
 
 INSTALL = "pip install 'comfyui-resync[cluster]' (or: pip install 'ray>=2.9')"
 
@@ -50,6 +52,24 @@ def library_fingerprint() -> str:
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
+def pack_runtime_env() -> dict[str, Any] | None:
+    """What the workers need to load this library under the name the driver uses.
+
+    Installed or run from a checkout, the library is the top-level ``lipsync``, which every node
+    imports itself (None). Inside ComfyUI it is ``<pack folder>.lipsync``: the driver's objects
+    name that package, so its folder (the code only) travels to the workers with the job,
+    under that name (``runtime_env`` ``py_modules``)."""
+    top = __name__.split(".")[0]
+    if top == "lipsync":
+        return None
+    folder = Path(sys.modules[top].__file__ or "").resolve().parent
+    if folder.name != top:  # imported under another name than its folder's: ship it under that name
+        link = Path(tempfile.mkdtemp(prefix="resync-pack-")) / top
+        link.symlink_to(folder, target_is_directory=True)
+        folder = link
+    return {"py_modules": [str(folder)], "excludes": [".git", "tests", "bench", "workflows", "web", "*.mp4", "*.mkv"]}
+
+
 def _local_cpus(address: str) -> int | None:
     """N of ``local:N`` (None: all of this machine's)."""
     _, _, count = address.partition(":")
@@ -61,7 +81,8 @@ def connect(options: ClusterOptions) -> Iterator[Any]:
     """Ray, connected to ``options.cluster`` for the block: ``local[:N]`` starts one on this
     machine (N CPUs), anything else is an address for ``ray.init`` (``auto``, ``HOST:6379``,
     ``ray://HOST:10001``). A Ray this process already joined is used as it is and left running;
-    one connected here is disconnected at the end. ClusterError when the address does not answer."""
+    one connected here is disconnected at the end (inside ComfyUI the pack's code goes with the
+    job: ``pack_runtime_env``). ClusterError when the address does not answer."""
     ray = require_ray()
     if ray.is_initialized():
         yield ray
@@ -69,6 +90,9 @@ def connect(options: ClusterOptions) -> Iterator[Any]:
     address = (options.cluster or "").strip()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the studio unasked
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    env = pack_runtime_env()
+    if env is not None:
+        kwargs["runtime_env"] = env
     try:
         if address.startswith("local"):
             ray.init(num_cpus=_local_cpus(address), **kwargs)
