@@ -110,3 +110,25 @@ def test_a_corrupt_item_fails_once_and_a_rerun_starts_no_worker(inputs, generato
     again = cluster_batch.run_batch_on_cluster(items, out, generator, OPTIONS, TWO, detector=StillFace())
     assert [r.status for r in again.items] == ["skipped"] * 3
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.mkv")} == stamps
+
+
+def test_ctrl_c_ends_the_workers_and_leaves_only_finished_outputs(inputs, generator, tmp_path: Path) -> None:
+    root, videos = inputs
+    items = items_for_videos(videos, write_wav(tmp_path / "voice.wav", 0.8), suffix=".mkv")
+    from lipsync.cluster import run_batch_on_cluster
+
+    def interrupt(done: int, total: int) -> None:
+        if done > 0:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the driver while it waits for the workers
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch_on_cluster(items, out, generator, OPTIONS, TWO, detector=StillFace(), progress=interrupt)
+    report = json.loads((out / "report.json").read_text())["items"]
+    statuses = [i["status"] for i in report]
+    assert "cancelled" in statuses and set(statuses) <= {"done", "cancelled"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["report.csv", "report.json", *(i["output"] for i in report if i["status"] == "done")])
+    for item in report:
+        if item["status"] == "done":
+            assert len(read(out / item["output"])) == item["frames"]
