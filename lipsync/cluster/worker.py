@@ -40,7 +40,7 @@ class WorkerSetup:
 @dataclass
 class Outcome:
     """The result of one piece of work: ``value`` or ``error`` (its kind and sentence), with who
-    made it and how long it took."""
+    made it, how long it took and the worker process's CPU time for it (all its threads)."""
 
     value: Any = None
     error: str = ""
@@ -48,6 +48,7 @@ class Outcome:
     worker: str = ""
     node: str = ""
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,10 +108,13 @@ class Worker:
             from ..faces import create_detector
 
             self.detector = create_detector(setup.options.faces.detector, models_dir=model.models_dir)
+        self.startup_cpu = time.process_time()
 
     def hello(self) -> dict[str, Any]:
-        """Who this is, and why it refuses to work ("" when it does not)."""
-        return {"worker": self.name, "node": self.node, "pid": os.getpid(), "refusal": self.refusal}
+        """Who this is, why it refuses to work ("" when it does not), and the CPU seconds its
+        process took to start (Python, torch, the model, the detector)."""
+        return {"worker": self.name, "node": self.node, "pid": os.getpid(), "refusal": self.refusal,
+                "startup_cpu": getattr(self, "startup_cpu", time.process_time())}
 
     def _progress(self, key: str) -> Callable[[int, int], None]:
         def post(done: int, total: int) -> None:
@@ -121,14 +125,16 @@ class Worker:
     def _run(self, work: Callable[[], Any]) -> Outcome:
         if self.refusal:
             return Outcome(error=self.refusal, kind="ClusterError", worker=self.name, node=self.node)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             value = work()
-            return Outcome(value=value, worker=self.name, node=self.node, seconds=time.perf_counter() - t0)
+            return Outcome(value=value, worker=self.name, node=self.node, seconds=time.perf_counter() - t0,
+                           cpu_seconds=time.process_time() - c0)
         except Exception as exc:  # the work's own error: reported, never retried
             text = str(exc) if isinstance(exc, LipSyncError) else f"unexpected {type(exc).__name__}: {exc}"
             return Outcome(error=text, kind=type(exc).__name__, worker=self.name, node=self.node,
-                           seconds=time.perf_counter() - t0, extra={"exception": exc})
+                           seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                           extra={"exception": exc})
 
     def run_item(self, key: str, item: Any, audio: Any, audio_key: str, staged: str,
                  metadata: dict[str, str] | None) -> Outcome:
