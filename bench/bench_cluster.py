@@ -133,11 +133,11 @@ def main() -> int:
                 start_cpu = sum(i["startup_cpu"] for i in pool.info)
                 outcomes = []
                 tasks = [Task(key=str(k), method="run_item",
-                              args=lambda n, k=k, it=it: (str(k), it, voice_ref, "voice",
-                                                          str(staged_path(out / it.output_name, n)), None))
+                              args=lambda n, k=k, it=it, out=out: (str(k), it, voice_ref, "voice",
+                                                                   str(staged_path(out / it.output_name, n)), None))
                          for k, it in enumerate(items)]
                 c0, d0, t0 = time.process_time(), daemons_cpu(), time.perf_counter()
-                pool.run(tasks, lambda t, o: outcomes.append(o))
+                pool.run(tasks, lambda t, o, done=outcomes: done.append(o))
                 wall = time.perf_counter() - t0
                 ray_cpu = time.process_time() - c0 + daemons_cpu() - d0
             failed = [o.error for o in outcomes if o.error]

@@ -119,7 +119,7 @@ def worker_count(ray: Any, options: ClusterOptions, jobs: int) -> int:
         have, need, what = resources.get("GPU", 0.0), options.gpus_per_worker, "GPUs"
     else:
         have, need, what = resources.get("CPU", 0.0), options.cpus_per_worker, "CPUs"
-    fits = int(math.floor(have / need + 1e-9)) if need else 0
+    fits = math.floor(have / need + 1e-9) if need else 0
     if fits < 1:
         raise ClusterError(
             f"The cluster has {have:g} {what}; one worker needs {need:g}. Lower --gpus-per-worker/--cpus-per-worker "

@@ -36,7 +36,7 @@ from ..engine.batch.run import (
     staged_path,
     voice_digests,
 )
-from ..errors import Cancelled, OutputError
+from ..errors import OutputError
 from ..media.atomic import TEMP_MARKER
 from ..options import ClusterOptions, LipSyncOptions
 from ..types import Waveform

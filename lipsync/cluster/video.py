@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,7 @@ def split_frames(frames: int, parts: int, chunk: int) -> list[tuple[int, int]]:
         if edges[-1] < bound < frames:
             edges.append(bound)
     edges.append(frames)
-    return list(zip(edges[:-1], edges[1:]))
+    return list(pairwise(edges))
 
 
 def _raise(outcome: Outcome, what: str) -> None:

@@ -130,7 +130,7 @@ class Worker:
             value = work()
             return Outcome(value=value, worker=self.name, node=self.node, seconds=time.perf_counter() - t0,
                            cpu_seconds=time.process_time() - c0)
-        except Exception as exc:  # the work's own error: reported, never retried
+        except Exception as exc:  # noqa: BLE001 - the work's own error: reported, never retried
             text = str(exc) if isinstance(exc, LipSyncError) else f"unexpected {type(exc).__name__}: {exc}"
             return Outcome(error=text, kind=type(exc).__name__, worker=self.name, node=self.node,
                            seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,

@@ -5,9 +5,10 @@
 A composition of ``lipsync.engine.stages`` (which also run the threads). Its two halves can also
 run apart, as a cluster does with a long video: ``plan_job`` fixes the job's timeline,
 ``detect_range`` detects faces in a frame range, ``track_detections`` (stages) tracks all of them
-at once, and ``lipsync_video(..., frames=(a, b), faces=...)`` renders a range with those faces. What is held at any
-time is one chunk, the tracker's short look-ahead, the two bounded queues and the audio
-features of the whole voice (the mel spectrogram: about 90 MB for two hours). ``progress(done,
+at once, and ``lipsync_video(..., frames=(a, b), faces=...)`` renders a range with those faces.
+
+What is held at any time is one chunk, the tracker's short look-ahead, the two bounded queues
+and the audio features of the whole voice (the mel spectrogram: about 90 MB for two hours). ``progress(done,
 total)`` is called after every chunk and ``should_stop()`` before it; stopping raises
 ``Cancelled`` and the output file is never created (the writer renames its temporary file only
 on success).
@@ -116,12 +117,13 @@ class JobPlan:
         return (self.info.height, self.info.width)
 
 
-def plan_job(video: str | os.PathLike[str], features: AudioFeatures, options: LipSyncOptions) -> JobPlan:
-    """The timeline ``lipsync_video`` makes for ``video`` with these audio features and (resolved)
-    ``options``: the whole audio, unless ``trim`` and a shorter video; the reference's frame count
-    with ``reference``."""
+def plan_job(video: str | os.PathLike[str], features: AudioFeatures, options: LipSyncOptions,
+             info: VideoInfo | None = None) -> JobPlan:
+    """The timeline ``lipsync_video`` makes for ``video`` (``info``: its probe, when made already)
+    with these audio features and (resolved) ``options``: the whole audio, unless ``trim`` and a
+    shorter video; the reference's frame count with ``reference``."""
     path = os.fspath(video)
-    info = probe(path)
+    info = info if info is not None else probe(path)
     fps = output_fps(info, options.source)
     if options.reference:
         return JobPlan(path, info, fps, features.reference_frame_count(fps), "loop")
@@ -175,8 +177,8 @@ def lipsync_video(
     the frames around them; audio from a/fps on, or none with ``audio_track=False``). Nothing
     is written under ``output`` unless the job completes. ``faces`` (with ``frames``): the tracked
     face of each frame of the range, made beforehand (``detect_range`` + ``track_detections``):
-    no detector runs and decoding starts near ``a`` (see ``range_frames``). ``metadata`` becomes container tags
-    (see ``VideoWriter``). ``restorer`` (a loaded ``FaceRestorer``) overrides
+    no detector runs and decoding starts near ``a`` (see ``range_frames``). ``metadata`` becomes
+    container tags (see ``VideoWriter``). ``restorer`` (a loaded ``FaceRestorer``) overrides
     ``options.restore.restore`` (a file, loaded here onto the generator's device).
 
     Raises ``InputError`` (and its kinds) for unusable inputs, ``Cancelled`` when stopped.
@@ -184,9 +186,10 @@ def lipsync_video(
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
     video_path = os.fspath(video)
+    info = probe(video_path)  # a bad video is told before the audio is decoded
     prepared = audio if isinstance(audio, PreparedAudio) else prepare_audio(audio, generator)
     features = prepared.features
-    plan = plan_job(video_path, features, opts)
+    plan = plan_job(video_path, features, opts, info)
     fps, n_out, policy, size = plan.fps, plan.frames, plan.policy, plan.size
     start, stop = _frame_range(frames, n_out)
 

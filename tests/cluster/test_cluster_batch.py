@@ -48,7 +48,7 @@ def rows(report) -> list[dict]:
 
 
 def test_four_items_on_two_workers_equal_the_local_batch(inputs, generator, tmp_path: Path) -> None:
-    root, videos = inputs
+    _, videos = inputs
     items = items_for_videos(videos, write_wav(tmp_path / "voice.wav", 0.8), suffix=".mkv")
     local = run_batch(items, tmp_path / "local", generator, OPTIONS, detector=StillFace())
     from lipsync.cluster import run_batch_on_cluster
@@ -70,7 +70,7 @@ def test_four_items_on_two_workers_equal_the_local_batch(inputs, generator, tmp_
 
 
 def test_a_killed_worker_is_restarted_and_its_item_retried(inputs, generator, tmp_path: Path) -> None:
-    root, videos = inputs
+    _, videos = inputs
     items = items_for_videos(videos, write_wav(tmp_path / "voice.wav", 0.8), suffix=".mkv")
     marker = tmp_path / "kill-once"
     marker.write_text("")
@@ -88,7 +88,7 @@ def test_a_killed_worker_is_restarted_and_its_item_retried(inputs, generator, tm
 
 def test_a_corrupt_item_fails_once_and_a_rerun_starts_no_worker(inputs, generator, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    root, videos = inputs
+    _, videos = inputs
     bad = tmp_path / "lecture_bad.mkv"
     bad.write_bytes(b"\x1a\x45\xdf\xa3 this is not a video" * 40)
     items = items_for_videos([videos[0], bad, videos[1], videos[2]], write_wav(tmp_path / "voice.wav", 0.8),
@@ -113,7 +113,7 @@ def test_a_corrupt_item_fails_once_and_a_rerun_starts_no_worker(inputs, generato
 
 
 def test_ctrl_c_ends_the_workers_and_leaves_only_finished_outputs(inputs, generator, tmp_path: Path) -> None:
-    root, videos = inputs
+    _, videos = inputs
     items = items_for_videos(videos, write_wav(tmp_path / "voice.wav", 0.8), suffix=".mkv")
     from lipsync.cluster import run_batch_on_cluster
 
