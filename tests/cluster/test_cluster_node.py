@@ -71,11 +71,13 @@ def test_the_batch_node_runs_on_the_cluster_and_cancel_ends_the_workers(pack) ->
     mm.interrupt_current_processing(False)
     folder = next((pack.output / "ReSync").glob("batch_*"))
     report = json.loads((folder / "report.json").read_text())
-    assert {i["status"] for i in report["items"]} <= {"cancelled", "done"}
+    statuses = [i["status"] for i in report["items"]]
+    assert "cancelled" in statuses and set(statuses) <= {"cancelled", "done"}
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # nothing half-made left
 
     out = run(pack, videos="v", audio=voice(), **CLUSTER)
     items = json.loads(Path(out.args[0]).read_text())["items"]
     assert [i["status"] in ("done", "skipped") for i in items] == [True] * 3
-    assert {i["worker"] for i in items if i["status"] == "done"} <= {"w0", "w1"}
+    made = [i["worker"] for i in items if i["status"] == "done"]
+    assert made and set(made) <= {"w0", "w1"}  # made by the cluster's workers
     assert pack.progress[-1][0] == pack.progress[-1][1] > 0
