@@ -10,7 +10,7 @@ the names that need them.
     gen = load_musetalk("models/musetalk")  # MuseTalk 1.5 (pip install "comfyui-resync[musetalk]")
 
 The layers (``lipsync.options`` settings by concern ← ``media`` ← ``models`` ← ``faces`` ←
-``composite``/``restore`` ← ``engine`` ← ``cli``) are described in ../shared/DESIGN.md.
+``composite``/``restore`` ← ``engine`` ← ``cluster`` ← ``cli``) are described in ../shared/DESIGN.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from .errors import (
     AudioError,
     Cancelled,
+    ClusterError,
     DependencyError,
     FaceNotFoundError,
     InputError,
@@ -30,6 +31,7 @@ from .errors import (
     VideoError,
 )
 from .options import (
+    ClusterOptions,
     CompositeOptions,
     EncodeOptions,
     FaceOptions,
@@ -68,6 +70,8 @@ __all__ = sorted(
     [
         "AudioError",
         "Box",
+        "ClusterError",
+        "ClusterOptions",
         "CompositeOptions",
         "EncodeOptions",
         "FaceOptions",

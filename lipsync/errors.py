@@ -8,6 +8,8 @@
      ├── ModelError                 checkpoint missing, truncated, unsafe or of another architecture
      ├── DependencyError            an optional package (insightface, onnxruntime, ...) is missing
      ├── OutputError                the output cannot be written (folder, disk full, ...)
+     ├── ClusterError               a Ray cluster cannot run the work (unreachable, a worker that
+     │                              refuses: other library version, storage it does not see)
      └── Cancelled                  the caller's should-stop callback asked to stop
 
 Messages are one or two sentences: what failed, with the values, and what to do about it.
@@ -20,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "Cancelled",
+    "ClusterError",
     "DependencyError",
     "FaceNotFoundError",
     "InputError",
@@ -64,3 +67,8 @@ class OutputError(LipSyncError):
 
 class Cancelled(LipSyncError):
     """The job was stopped by the caller; nothing was written under the output name."""
+
+
+class ClusterError(LipSyncError):
+    """A Ray cluster cannot run the work: its address does not answer, a worker refuses (another
+    library version, input/output storage it does not see), or workers keep dying."""

@@ -11,6 +11,9 @@
      ├── run        RunOptions        how the stages share the machine (speed only, never the result)
      └── reference  bool              the original Wav2Lip's behaviour wherever it differs
 
+    ClusterOptions                    where a job runs (a Ray cluster), never what it makes: not
+                                      part of LipSyncOptions, so it never enters a batch's resume key
+
 Each default lives here and nowhere else. Every front-end builds these objects: the command line
 derives its flags from the fields (``lipsync.cli.options``), the ComfyUI nodes their widgets
 (``nodes/_options.py``), so a new setting is one field here. A field's ``metadata`` says how it
@@ -44,6 +47,8 @@ from .types import (
 
 __all__ = [
     "GROUPS",
+    "SETTING_GROUPS",
+    "ClusterOptions",
     "CompositeOptions",
     "EncodeOptions",
     "FaceOptions",
@@ -249,6 +254,47 @@ GROUPS: dict[str, type] = {
     "run": RunOptions,
 }
 """The option groups by their attribute name in ``LipSyncOptions``."""
+
+@dataclass(frozen=True)
+class ClusterOptions(_Group):
+    """Running on a Ray cluster (``lipsync.cluster``, the ``[cluster]`` extra): a batch's items, or
+    one long video's frame ranges, on several workers. Changes where the work runs, never the pixels."""
+
+    cluster: str | None = setting(
+        None, "run on a Ray cluster: its address (auto, HOST:6379 or ray://HOST:10001), or local[:N] to start one on "
+        "this machine with N CPUs; empty = no cluster. Needs pip install 'comfyui-resync[cluster]'; inputs and "
+        "outputs must lie on storage every node mounts at the same path", metavar="ADDRESS|local[:N]")
+    workers: int = setting(0, "cluster workers (each loads the model once); 0 = as many as the cluster's free CPUs "
+                           "(or GPUs, with gpus_per_worker) hold", min=0, max=1024)
+    gpus_per_worker: float = setting(0.0, "GPUs per cluster worker; fractions pack several workers onto one large "
+                                     "GPU (0.25 = four per GPU); 0 = CPU workers", min=0.0, max=8.0, step=0.05)
+    cpus_per_worker: float = setting(1.0, "CPU cores per cluster worker (decode, detection, encode; the network too "
+                                     "on a CPU worker)", min=0.25, max=256.0, step=0.25)
+    retries: int = setting(2, "how often an item (or frame range) is retried when its cluster worker dies; an "
+                           "item's own error (bad file, no face) is never retried", min=0, max=20)
+    segments: int = setting(0, "one long video on a cluster: render it in this many frame ranges, joined without "
+                            "re-encoding; 0 = two per worker (the batch command runs whole items instead)",
+                            min=0, max=10_000)
+
+    def check(self) -> None:
+        super().check()
+        if self.workers < 0 or self.retries < 0 or self.segments < 0:
+            raise InputError("workers, retries and segments cannot be negative.")
+        if self.gpus_per_worker < 0 or self.cpus_per_worker <= 0:
+            raise InputError(
+                f"gpus_per_worker must be >= 0 and cpus_per_worker > 0; got {self.gpus_per_worker} and "
+                f"{self.cpus_per_worker}."
+            )
+        address = (self.cluster or "").strip()
+        if address.startswith("local"):
+            count = address[len("local"):]
+            if count and not (count.startswith(":") and count[1:].isdigit() and int(count[1:]) > 0):
+                raise InputError(f"Cluster address {address!r}: write local or local:N with N CPUs (e.g. local:4).")
+
+
+SETTING_GROUPS: dict[str, type] = {**GROUPS, "cluster": ClusterOptions}
+"""Every options class a front-end shows, by name: the job's ``GROUPS`` and where it runs
+(``cluster``, which the job's options do not hold)."""
 
 _OWNER = {f.name: group for group, klass in GROUPS.items() for f in fields(klass)}
 """The group of each field name (field names are unique across groups)."""

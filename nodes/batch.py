@@ -14,6 +14,11 @@ Results go to ``output/<batch_name>_<key>/``: the key names the batch (its input
 so queueing the same batch again resumes there and skips the finished outputs. The UI output
 carries the videos (the host previews the first one in the node) and, under ``resync_batch``,
 the zip and the report for the pack's "Download all (zip)" button (``web/``).
+
+With a ``cluster`` address (optional, appended last) the items run on a Ray cluster's workers
+(``lipsync.cluster``; ``pip install 'comfyui-resync[cluster]'`` into ComfyUI's Python): the
+node shows the overall progress, and Cancel ends the workers. Every input and the output folder
+must lie on storage the cluster's nodes mount at the same path as this machine.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ..lipsync.engine.batch.run import (
 )
 from ..lipsync.errors import InputError, LipSyncError
 from ..lipsync.options import (
+    ClusterOptions,
     CompositeOptions,
     FaceOptions,
     RestoreOptions,
@@ -53,7 +59,7 @@ from ..lipsync.options import (
 from . import _host
 from ._common import WAV2LIP, category
 from ._convert import to_waveform
-from ._options import Uses, lipsync_options
+from ._options import Uses, lipsync_options, options_from_inputs, widget_names
 from .lipsync import JOB_LEFT, JOB_WIDGETS
 from .model import Wav2LipModel
 from .restore import restorer_path
@@ -144,10 +150,23 @@ _RESTORE_TOOLTIP = (
 )
 
 
+_CLUSTER_LEFT = {
+    "segments": "a batch runs whole items on the workers; frame ranges of one long video are the command line's "
+    "(python -m lipsync VIDEO AUDIO --cluster ... --segments K)",
+}
+
+
+def _cluster_settings(settings: dict[str, Any]) -> ClusterOptions:
+    """Take the cluster inputs out of ``settings`` (the rest are the job's) as ClusterOptions."""
+    names = {n for ns in widget_names(ClusterOptions, LipSyncBatch.USES.widgets).values() for n in ns}
+    given = {k: settings.pop(k) for k in list(settings) if k in names}
+    return options_from_inputs(ClusterOptions, given, LipSyncBatch.USES.widgets)
+
+
 class LipSyncBatch(io.ComfyNode):
     USES = Uses(
-        groups=(SourceOptions, SyncOptions, FaceOptions, CompositeOptions, RestoreOptions, RunOptions),
-        left=JOB_LEFT,
+        groups=(SourceOptions, SyncOptions, FaceOptions, CompositeOptions, RestoreOptions, RunOptions, ClusterOptions),
+        left={**JOB_LEFT, **_CLUSTER_LEFT},
         widgets={
             **JOB_WIDGETS,
             "missing_face": {
@@ -209,6 +228,8 @@ class LipSyncBatch(io.ComfyNode):
                 *cls.USES.inputs(FaceOptions, (
                     "face", "face_index", "pads", "fixed_box", "smoothing", "smooth_window", "detect_every",
                 ), optional=True),
+                *cls.USES.inputs(ClusterOptions, ("cluster", "workers", "gpus_per_worker", "cpus_per_worker", "retries"),
+                                 optional=True),
             ],
             outputs=[
                 io.String.Output(display_name="report", tooltip="Full path of report.json."),
@@ -261,6 +282,7 @@ class LipSyncBatch(io.ComfyNode):
         audio: Any = None,
         **settings: Any,
     ) -> io.NodeOutput:
+        cluster = _cluster_settings(settings)
         items = batch_items(videos, audios, manifest, audio)
         opts = lipsync_options(cls.USES, settings, models_dir=_host.detector_models_dir())
         if opts.restore.restore is not None:  # the library loads the restorer itself, from its file
@@ -268,15 +290,25 @@ class LipSyncBatch(io.ComfyNode):
         opts = opts.resolved()
         folder = _batch_folder(batch_name, batch_key(items, opts, model.name, voice_digests(items)))
         node_id = cls.hidden.unique_id
-        report = run_batch(
-            items, folder, model.generator(), opts,
-            progress=_host.progress_bar(1),
-            should_stop=_host.should_stop,
-            on_item_start=lambda index, count, item: _host.show_text(f"item {index}/{count}: {item.title}", node_id),
-            release=_release,
-            metadata=_host.file_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo),
-            make_zip=bool(make_zip),
-        )
+        shown = lambda index, count, item: _host.show_text(f"item {index}/{count}: {item.title}", node_id)  # noqa: E731
+        metadata = _host.file_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+        if cluster.cluster:
+            from ..lipsync.cluster import run_batch_on_cluster  # on use: Ray is an optional extra
+
+            report = run_batch_on_cluster(
+                items, folder, model.generator(), opts, cluster, progress=_host.progress_bar(1),
+                should_stop=_host.should_stop, on_item_start=shown, metadata=metadata, make_zip=bool(make_zip),
+            )
+        else:
+            report = run_batch(
+                items, folder, model.generator(), opts,
+                progress=_host.progress_bar(1),
+                should_stop=_host.should_stop,
+                on_item_start=shown,
+                release=_release,
+                metadata=metadata,
+                make_zip=bool(make_zip),
+            )
         _host.show_text(report.summary(), node_id)
         zip_path = str(report.zip_path) if report.zip_path else ""
         return io.NodeOutput(str(report.report_json), zip_path, report.summary(), ui=_ui(report))

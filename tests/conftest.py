@@ -50,3 +50,25 @@ def expected():
     import numpy as np
 
     return dict(np.load(need(FIXTURE / "case_a" / "expected.npz")))
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory: pytest.TempPathFactory):
+    """A real local Ray for the cluster tests (tests/cluster): 2 CPUs, HOME and its temp folder
+    under the test's tmp folder (Ray 2.60 writes an auth token under HOME), usage stats off.
+    Skipped where Ray is absent."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'comfyui-resync[cluster]'")
+    home = tmp_path_factory.mktemp("ray")
+    names = ("HOME", "TMPDIR", "RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(HOME=str(home), TMPDIR=str(home), RAY_TMPDIR=str(home), RAY_USAGE_STATS_ENABLED="0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()  # (a test may have shut it down and started its own meanwhile)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -119,6 +119,8 @@ PUBLIC_API = [
     "AudioFeatures",
     "Box",
     "Cancelled",
+    "ClusterError",
+    "ClusterOptions",
     "CompositeOptions",
     "CropSpec",
     "DependencyError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from ..engine.batch.items import (
     resolve_inside,
 )
 from ._model import load_model
-from .options import COMMAND_GROUPS, option_parents, options_from_args
+from ._progress import Progress
+from .options import COMMAND_GROUPS, group_from_args, option_parents, options_from_args
 
 __all__ = ["main", "parser"]
 
@@ -34,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
         "many audios (--video + --audios), or explicit pairs (--manifest). Each output goes into OUT_DIR with a report "
         "(report.json, report.csv) and OUT_DIR/<name>.zip; a failing item is reported and the rest go on. Running the "
         "same batch again skips the outputs that are already complete. Every path must lie inside --root. Every "
-        "item gets the same options (a video with no face at all fails its item).",
+        "item gets the same options (a video with no face at all fails its item). With --cluster the items run on a Ray "
+        "cluster's workers (every path on storage all nodes mount at the same path).",
         epilog="Exit status: 0 when every item is done or skipped, 1 when an item failed (see the report), 2 for bad "
         "usage, 130 when interrupted.",
         parents=option_parents(COMMAND),
@@ -78,18 +81,36 @@ def main(argv: Sequence[str]) -> int:
 
     p = parser()
     args = p.parse_args(argv)
+    cluster = group_from_args(args, "cluster")
+    if cluster.segments:
+        p.error("--segments splits one long video; a batch runs whole items on the workers: leave it out")
     items = _items(args, p, ".mkv" if args.lossless else ".mp4")
     opts = options_from_args(args, COMMAND_GROUPS[COMMAND]).resolved()
-    generator = load_model(opts.model)
 
     def say(index: int, count: int, item: BatchItem) -> None:
         if not args.quiet:
             print(f"item {index}/{count}: {item.title}", file=sys.stderr, flush=True)
 
-    batch = run_batch(items, args.output, generator, opts, on_item_start=say, make_zip=not args.no_zip)
+    if cluster.cluster:
+        from ..cluster import require_ray, run_batch_on_cluster  # on use: Ray is an optional extra
+
+        cluster.check()
+        require_ray()
+        generator = load_model(replace(opts.model, device="cpu", fp16=False))  # the driver only ships the weights
+        bar = Progress(sys.stderr, not args.quiet)
+        try:
+            batch = run_batch_on_cluster(items, args.output, generator, opts, cluster, progress=bar,
+                                         on_item_start=None if bar.enabled else say, make_zip=not args.no_zip)
+        finally:
+            bar.close()
+    else:
+        generator = load_model(opts.model)
+        batch = run_batch(items, args.output, generator, opts, on_item_start=say, make_zip=not args.no_zip)
     for r in batch.items:
         if r.status == "failed":
             print(f"failed: item {r.item} ({r.video}, {r.audio}): {r.error}", file=sys.stderr)
+        elif r.attempts > 1:
+            print(f"item {r.item} ({r.video}) took {r.attempts} attempts: a worker was lost", file=sys.stderr)
     counts = ", ".join(f"{batch.count(s)} {s}" for s in ("done", "skipped", "failed"))
     where = f"; zip: {batch.zip_path}" if batch.zip_path else ""
     print(f"{counts} in {batch.seconds:.1f} s; report: {batch.report_json}{where}", file=sys.stderr)

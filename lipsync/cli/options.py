@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, Field, fields
 from typing import Any, Union, get_args, get_origin
 
-from ..options import GROUPS, LipSyncOptions, field_types
+from ..options import GROUPS, SETTING_GROUPS, LipSyncOptions, field_types
 from ..types import Box, choices
 
 __all__ = [
@@ -34,18 +34,20 @@ __all__ = [
     "REFERENCE_COMMANDS",
     "flag_of",
     "flags_of",
+    "group_from_args",
     "group_parser",
     "option_parents",
     "options_from_args",
 ]
 
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
-    "run": ("source", "sync", "faces", "model", "composite", "restore", "encode", "run"),
-    "batch": ("source", "sync", "faces", "model", "composite", "restore", "encode", "run"),
+    "run": ("source", "sync", "faces", "model", "composite", "restore", "encode", "run", "cluster"),
+    "batch": ("source", "sync", "faces", "model", "composite", "restore", "encode", "run", "cluster"),
     "segment": ("sync", "faces", "model", "composite", "restore", "encode", "run"),
 }
 """The option groups each job command takes. ``segment`` has no ``source``: the video keeps its
-length and rate."""
+length and rate. ``cluster`` (where the job runs) is no part of ``LipSyncOptions``: read it with
+``group_from_args``."""
 
 REFERENCE_COMMANDS = frozenset({"run", "batch"})
 """Commands with ``--reference`` (the original Wav2Lip's behaviour; applied by ``resolved()``)."""
@@ -128,8 +130,8 @@ def _title(klass: type) -> str:
 
 
 def group_parser(name: str) -> argparse.ArgumentParser:
-    """A parent parser (no ``-h``) with one argument group: the fields of ``GROUPS[name]``."""
-    klass = GROUPS[name]
+    """A parent parser (no ``-h``) with one argument group: the fields of ``SETTING_GROUPS[name]``."""
+    klass = SETTING_GROUPS[name]
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group(f"{name} options", _title(klass))
     hints = field_types(klass)
@@ -169,14 +171,17 @@ def _value(tp: Any, value: Any) -> Any:
 def options_from_args(args: argparse.Namespace, groups: Iterable[str]) -> LipSyncOptions:
     """``LipSyncOptions`` from parsed flags: the named groups from ``args``, the others at their
     defaults, ``reference`` from ``--reference`` when the command has it. Not resolved."""
-    parts: dict[str, Any] = {}
-    for name in groups:
-        klass = GROUPS[name]
-        hints = field_types(klass)
-        parts[name] = klass(**{f.name: _value(hints[f.name], getattr(args, f.name)) for f in fields(klass)})
+    parts = {name: group_from_args(args, name) for name in groups if name in GROUPS}
     return LipSyncOptions(**parts, reference=bool(getattr(args, "reference", False)))
+
+
+def group_from_args(args: argparse.Namespace, name: str) -> Any:
+    """The options class ``SETTING_GROUPS[name]`` from parsed flags (not checked)."""
+    klass = SETTING_GROUPS[name]
+    hints = field_types(klass)
+    return klass(**{f.name: _value(hints[f.name], getattr(args, f.name)) for f in fields(klass)})
 
 
 def flags_of(groups: Sequence[str]) -> dict[str, str]:
     """Every field name of ``groups`` → its flag (for messages and tests)."""
-    return {f.name: flag_of(f) for name in groups for f in fields(GROUPS[name])}
+    return {f.name: flag_of(f) for name in groups for f in fields(SETTING_GROUPS[name])}

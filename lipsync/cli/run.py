@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import LipSyncError
 from ._model import load_model
 from ._progress import Progress
-from .options import COMMAND_GROUPS, option_parents, options_from_args
+from .options import COMMAND_GROUPS, group_from_args, option_parents, options_from_args
 
 if TYPE_CHECKING:
     from ..engine.lipsync import LipSyncResult
@@ -27,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m lipsync",
         description="Re-sync the mouth in VIDEO to AUDIO with Wav2Lip (or MuseTalk 1.5: --model musetalk). Other commands: "
         "'python -m lipsync convert CKPT' (to .safetensors), 'python -m lipsync download' (fetch the weights), "
-        "'python -m lipsync batch' (many jobs), 'python -m lipsync segment' (one time range).",
+        "'python -m lipsync batch' (many jobs), 'python -m lipsync segment' (one time range). With --cluster the "
+        "video is rendered in --segments frame ranges on a Ray cluster's workers and joined.",
         parents=option_parents(COMMAND),
     )
     p.add_argument("video", help="video file (mp4, mov, mkv, webm, ...) or a still image (png, jpg, webp)")
@@ -49,18 +51,33 @@ def _check_output(output: Path, lossless: bool) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Run one job; 0 when the output was written (errors propagate to the dispatcher)."""
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     output = Path(args.output)
     _check_output(output, args.lossless)
     opts = options_from_args(args, COMMAND_GROUPS[COMMAND]).resolved()
-    generator = load_model(opts.model)
-    from ..engine.lipsync import lipsync_video  # on use: --help and usage errors stay fast
-
+    cluster = group_from_args(args, "cluster")
+    cluster.check()
+    if cluster.segments and not cluster.cluster:
+        p.error("--segments splits the video over a cluster's workers: give --cluster ADDRESS (or local) too")
     bar = Progress(sys.stderr, not args.quiet)
-    try:
-        result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
-    finally:
-        bar.close()
+    if cluster.cluster:
+        from ..cluster import lipsync_video_on_cluster, require_ray  # on use: Ray is an optional extra
+
+        require_ray()
+        generator = load_model(replace(opts.model, device="cpu", fp16=False))  # the driver only ships the weights
+        try:
+            result = lipsync_video_on_cluster(args.video, args.audio, output, generator, opts, cluster, progress=bar)
+        finally:
+            bar.close()
+    else:
+        generator = load_model(opts.model)
+        from ..engine.lipsync import lipsync_video  # on use: --help and usage errors stay fast
+
+        try:
+            result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
+        finally:
+            bar.close()
     for warning in _warnings(result):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:

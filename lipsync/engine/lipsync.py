@@ -2,9 +2,13 @@
 
     source_frames ─► track_faces ─► numbered ─► (chunks) generate ─► composite ─► VideoWriter
 
-A composition of ``lipsync.engine.stages`` (which also run the threads). What is held at any
-time is one chunk, the tracker's short look-ahead, the two bounded queues and the audio
-features of the whole voice (the mel spectrogram: about 90 MB for two hours). ``progress(done,
+A composition of ``lipsync.engine.stages`` (which also run the threads). Its two halves can also
+run apart, as a cluster does with a long video: ``plan_job`` fixes the job's timeline,
+``detect_range`` detects faces in a frame range, ``track_detections`` (stages) tracks all of them
+at once, and ``lipsync_video(..., frames=(a, b), faces=...)`` renders a range with those faces.
+
+What is held at any time is one chunk, the tracker's short look-ahead, the two bounded queues
+and the audio features of the whole voice (the mel spectrogram: about 90 MB for two hours). ``progress(done,
 total)`` is called after every chunk and ``should_stop()`` before it; stopping raises
 ``Cancelled`` and the output file is never created (the writer renames its temporary file only
 on success).
@@ -14,33 +18,45 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
-from ..errors import FaceNotFoundError, InputError
+from ..errors import Cancelled, FaceNotFoundError, InputError
 from ..faces import FaceDetector, create_detector
 from ..media import audio as audio_mod
 from ..media.video import VideoWriter, picture_changes, probe
 from ..models.base import AudioFeatures, Generator
 from ..options import LipSyncOptions, RunOptions, default_of
 from ..restore import FaceRestorer, load_restorer
-from ..types import Waveform
+from ..types import Detection, FaceFrame, LengthPolicy, VideoInfo, Waveform
+from ..faces import detect_frames
 from .stages import (
     Generating,
     buffer_sizes,
     composite,
+    displayed,
     machine_sharing,
     numbered,
     output_fps,
+    range_frames,
     run_stages,
     source_frames,
     track_faces,
 )
 
-__all__ = ["LipSyncOptions", "LipSyncResult", "PreparedAudio", "lipsync_video", "prepare_audio"]
+__all__ = [
+    "JobPlan",
+    "LipSyncOptions",
+    "LipSyncResult",
+    "PreparedAudio",
+    "detect_range",
+    "lipsync_video",
+    "plan_job",
+    "prepare_audio",
+]
 
 ProgressFn = Callable[[int, int], None]
 StopFn = Callable[[], bool]
@@ -86,6 +102,50 @@ def prepare_audio(audio: str | os.PathLike[str] | Waveform, generator: Generator
     return PreparedAudio(features=generator.prepare_audio(wav16), source=source)
 
 
+@dataclass(frozen=True)
+class JobPlan:
+    """A job's output timeline: ``frames`` frames at ``fps`` from ``video`` (``info``), made that
+    long by the length ``policy``; ``size`` is (height, width)."""
+
+    video: str
+    info: VideoInfo
+    fps: Fraction
+    frames: int
+    policy: LengthPolicy
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.info.height, self.info.width)
+
+
+def plan_job(video: str | os.PathLike[str], features: AudioFeatures, options: LipSyncOptions,
+             info: VideoInfo | None = None) -> JobPlan:
+    """The timeline ``lipsync_video`` makes for ``video`` (``info``: its probe, when made already)
+    with these audio features and (resolved) ``options``: the whole audio, unless ``trim`` and a
+    shorter video; the reference's frame count with ``reference``."""
+    path = os.fspath(video)
+    info = info if info is not None else probe(path)
+    fps = output_fps(info, options.source)
+    if options.reference:
+        return JobPlan(path, info, fps, features.reference_frame_count(fps), "loop")
+    return JobPlan(path, info, fps, features.frame_count(fps), options.source.length_policy)
+
+
+def detect_range(plan: JobPlan, options: LipSyncOptions, detector: FaceDetector, frames: tuple[int, int],
+                 should_stop: StopFn | None = None) -> list[list[Detection] | None]:
+    """The detections of output frames [a, b) of ``plan`` (None for frames ``detect_every``
+    skips), for ``track_detections`` to track with the other ranges' (no tracking here)."""
+    start, stop = _frame_range(frames, plan.frames)
+    source = range_frames(plan.video, options.source, plan.frames, plan.policy, start, stop)
+    found: list[list[Detection] | None] = []
+    detector = displayed(detector, plan.info.sample_aspect_ratio)
+    for detections in detect_frames(source, detector, options.faces.detect_every, first=start):
+        if should_stop is not None and len(found) % 32 == 0 and should_stop():
+            raise Cancelled(f"Stopped detecting after {len(found)} of {stop - start} frames.")
+        found.append(detections)
+    return found
+
+
 def _frame_range(frames: tuple[int, int] | None, n_out: int) -> tuple[int, int]:
     if frames is None:
         return 0, n_out
@@ -109,6 +169,7 @@ def lipsync_video(
     restorer: FaceRestorer | None = None,
     frames: tuple[int, int] | None = None,
     audio_track: bool = True,
+    faces: Sequence[FaceFrame] | None = None,
 ) -> LipSyncResult:
     """Re-sync the mouth in ``video`` to ``audio`` and write ``output`` (.mp4, or .mkv lossless).
 
@@ -116,8 +177,10 @@ def lipsync_video(
     length policy is ``trim`` and the video is shorter. ``frames=(a, b)`` writes only output
     frames a … b-1, exactly as a whole run makes them there (detection and smoothing still see
     the frames around them; audio from a/fps on, or none with ``audio_track=False``). Nothing
-    is written under ``output`` unless the job completes. ``metadata`` becomes container tags
-    (see ``VideoWriter``). ``restorer`` (a loaded ``FaceRestorer``) overrides
+    is written under ``output`` unless the job completes. ``faces`` (with ``frames``): the tracked
+    face of each frame of the range, made beforehand (``detect_range`` + ``track_detections``):
+    no detector runs and decoding starts near ``a`` (see ``range_frames``). ``metadata`` becomes
+    container tags (see ``VideoWriter``). ``restorer`` (a loaded ``FaceRestorer``) overrides
     ``options.restore.restore`` (a file, loaded here onto the generator's device).
 
     Raises ``InputError`` (and its kinds) for unusable inputs, ``Cancelled`` when stopped.
@@ -125,25 +188,27 @@ def lipsync_video(
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
     video_path = os.fspath(video)
-    info = probe(video_path)
-    fps = output_fps(info, opts.source)
+    info = probe(video_path)  # a bad video is told before the audio is decoded
     prepared = audio if isinstance(audio, PreparedAudio) else prepare_audio(audio, generator)
     features = prepared.features
-    if opts.reference:
-        n_out, policy = features.reference_frame_count(fps), "loop"
-    else:
-        n_out, policy = features.frame_count(fps), opts.source.length_policy
+    plan = plan_job(video_path, features, opts, info)
+    fps, n_out, policy, size = plan.fps, plan.frames, plan.policy, plan.size
     start, stop = _frame_range(frames, n_out)
 
-    if opts.faces.box is None and detector is None:
-        detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
+    if faces is not None:
+        if frames is None or len(faces) != stop - start:
+            raise ValueError(f"faces must come with frames=(a, b) and hold b - a = {stop - start} faces")
+        detector = None
+        items = numbered(zip(range_frames(video_path, opts.source, n_out, policy, start, stop), faces), start)
+    else:
+        if opts.faces.box is None and detector is None:
+            detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
+        tracked = track_faces(source_frames(video_path, opts.source, n_out, policy), size, opts.faces, detector,  # type: ignore[arg-type]
+                             info.sample_aspect_ratio)
+        items = islice(numbered(tracked), start, stop)
     device = generator.device
     if restorer is None and opts.restore.restore:
         restorer = load_restorer(opts.restore.restore, device)
-    size = (info.height, info.width)
-    tracked = track_faces(source_frames(video_path, opts.source, n_out, policy), size, opts.faces, detector,  # type: ignore[arg-type]
-                          info.sample_aspect_ratio)
-    items = islice(numbered(tracked), start, stop)
     chunk_size, depth = buffer_sizes(opts, size)
     paste = composite(opts.composite)
     work = Generating(generator, features, fps, opts, restorer)
@@ -177,7 +242,8 @@ def lipsync_video(
         fps=fps,
         duration=float(done / fps),
         frames_with_face=work.with_face,
-        detector="fixed box" if opts.faces.box is not None else getattr(detector, "name", "?"),
+        detector="fixed box" if opts.faces.box is not None else (
+            "given faces" if faces is not None else getattr(detector, "name", "?")),
         seconds=time.perf_counter() - t0,
         warnings=warnings,
     )

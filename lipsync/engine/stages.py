@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,11 @@ from ..errors import Cancelled
 from ..faces import FaceDetector, FaceTracker, fixed_box_track, openmp_threads, run_detection
 from ..faces.run import SquarePixelDetector
 from ..media.formats import frame_rate
-from ..media.video import iter_frames
+from ..media.video import iter_frames, indexed_frame_count
 from ..models.base import AudioFeatures, Generator, crop_faces
 from ..options import CompositeOptions, FaceOptions, LipSyncOptions, SourceOptions
 from ..restore import FaceRestorer, restore_predictions
-from ..types import Box, FaceFrame, Frame, LengthPolicy, VideoInfo
+from ..types import Box, Detection, FaceFrame, Frame, LengthPolicy, VideoInfo
 from ._threads import BackgroundConsumer, InlineConsumer, prefetch
 from .length import sequence_frames
 
@@ -48,12 +49,16 @@ __all__ = [
     "buffer_sizes",
     "chunked",
     "composite",
+    "displayed",
+    "face_tracker",
     "generate",
     "machine_sharing",
     "numbered",
     "output_fps",
     "run_stages",
+    "range_frames",
     "source_frames",
+    "track_detections",
     "track_faces",
 ]
 
@@ -113,21 +118,27 @@ def source_frames(path: str, source: SourceOptions, n_out: int, policy: LengthPo
     return sequence_frames(_frame_opener(path, source), n_out, policy)
 
 
-def track_faces(
-    frames: Iterable[Frame], frame_size: tuple[int, int], faces: FaceOptions, detector: FaceDetector | None,
-    sample_aspect_ratio: Fraction = Fraction(1),
-) -> Iterator[tuple[Frame, FaceFrame]]:
-    """Detect + track: each frame with the face to re-sync in it (a fixed ``faces.box``: no detection).
+def range_frames(path: str, source: SourceOptions, n_out: int, policy: LengthPolicy, start: int,
+                 stop: int) -> Iterator[Frame]:
+    """Frames ``start … stop-1`` of ``source_frames(path, source, n_out, policy)``, the same
+    pixels. Where the range lies in the video's first pass and ``lipsync.media.video`` knows the
+    file's keyframes (``index_keyframes``), decoding starts at the keyframe before ``start``;
+    otherwise the stream is read from its first frame and the frames before ``start`` dropped."""
+    known = indexed_frame_count(path)
+    if known is not None:
+        nth, skip, cap = source.select_every_nth, source.skip_first_frames, source.frame_load_cap
+        first_pass = max(0, -(-(known - skip) // nth))
+        if cap:
+            first_pass = min(first_pass, cap)
+        if stop <= first_pass:
+            return _frame_opener(path, source)(start, stop - start)
+    return islice(source_frames(path, source, n_out, policy), start, stop)
 
-    Frames stay in stored pixels; with non-square pixels (``sample_aspect_ratio`` != 1, from
-    ``probe``) faces are detected on the picture as displayed (``SquarePixelDetector``)."""
-    if faces.box is not None:
-        face = fixed_box_track(faces.box, frame_size)
-        return ((f, face) for f in frames)
-    assert detector is not None
-    if sample_aspect_ratio != 1:
-        detector = SquarePixelDetector(detector, sample_aspect_ratio)
-    tracker = FaceTracker(
+
+def face_tracker(frame_size: tuple[int, int], faces: FaceOptions) -> FaceTracker:
+    """The tracker ``faces`` describes, for frames of ``frame_size`` (height, width): the one
+    place that builds it, for a whole run and for a cluster's driver alike."""
+    return FaceTracker(
         frame_size,
         pads=faces.pads,
         smooth_window=faces.smooth_window,
@@ -136,7 +147,39 @@ def track_faces(
         missing=faces.missing_face,
         smoothing=faces.smoothing,
     )
-    return run_detection(frames, detector, tracker, detect_every=faces.detect_every)
+
+
+def displayed(detector: FaceDetector, sample_aspect_ratio: Fraction) -> FaceDetector:
+    """``detector`` as it must run on a video with this sample aspect ratio: on the picture as
+    displayed (``SquarePixelDetector``) when the pixels are not square, boxes in stored pixels."""
+    return detector if sample_aspect_ratio == 1 else SquarePixelDetector(detector, sample_aspect_ratio)
+
+
+def track_faces(
+    frames: Iterable[Frame], frame_size: tuple[int, int], faces: FaceOptions, detector: FaceDetector | None,
+    sample_aspect_ratio: Fraction = Fraction(1),
+) -> Iterator[tuple[Frame, FaceFrame]]:
+    """Detect + track: each frame with the face to re-sync in it (a fixed ``faces.box``: no detection).
+
+    Frames stay in stored pixels; with non-square pixels (``sample_aspect_ratio`` != 1, from
+    ``probe``) faces are detected on the picture as displayed (see ``displayed``)."""
+    if faces.box is not None:
+        face = fixed_box_track(faces.box, frame_size)
+        return ((f, face) for f in frames)
+    assert detector is not None
+    return run_detection(frames, displayed(detector, sample_aspect_ratio), face_tracker(frame_size, faces),
+                         detect_every=faces.detect_every)
+
+
+def track_detections(
+    detections: Iterable[list[Detection] | None], frame_size: tuple[int, int], faces: FaceOptions
+) -> Iterator[FaceFrame]:
+    """The tracking half of ``track_faces``: one FaceFrame per frame from each frame's detections
+    (None: not sampled), in order, exactly as ``track_faces`` pairs them with the frames."""
+    tracker = face_tracker(frame_size, faces)
+    for found in detections:
+        yield from tracker.push(found)
+    yield from tracker.flush()
 
 
 def numbered(tracked: Iterable[tuple[Frame, FaceFrame]], first: int = 0) -> Iterator[Item]:

@@ -21,7 +21,7 @@ from .detectors import (
     default_models_dir,
     openmp_threads,
 )
-from .run import fixed_box_track, run_detection
+from .run import detect_frames, fixed_box_track, run_detection
 from .smooth import smooth_boxes_reference
 from .track import FaceTracker
 
@@ -37,6 +37,7 @@ __all__ = [
     "available_detectors",
     "create_detector",
     "default_models_dir",
+    "detect_frames",
     "download",
     "ensure_file",
     "fixed_box_track",

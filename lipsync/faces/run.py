@@ -1,9 +1,10 @@
 """Frames in, (frame, face) pairs out: detection every k-th frame and the tracker, or a fixed box.
 
 ``run_detection`` ties a detector and a ``FaceTracker`` over an iterable of frames (streaming:
-only the frames awaiting finalisation are held); ``fixed_box_track`` is the reference's
-``--box`` (no detection); ``SquarePixelDetector`` detects on the picture as displayed when the
-video's pixels are not square.
+only the frames awaiting finalisation are held); ``detect_frames`` is its detection half alone
+(what a cluster worker runs on a frame range: the tracker then runs once over all of them);
+``fixed_box_track`` is the reference's ``--box`` (no detection); ``SquarePixelDetector``
+detects on the picture as displayed when the video's pixels are not square.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..types import Box, Detection, FaceFrame, Frame
 from .detectors import FaceDetector
 from .track import FaceTracker
 
-__all__ = ["SquarePixelDetector", "fixed_box_track", "run_detection"]
+__all__ = ["SquarePixelDetector", "detect_frames", "fixed_box_track", "run_detection"]
 
 
 class SquarePixelDetector:
@@ -53,6 +54,18 @@ class SquarePixelDetector:
         return replace(d, x1=d.x1 / sx, x2=d.x2 / sx, y1=d.y1 / sy, y2=d.y2 / sy, landmarks=landmarks)
 
 
+def detect_frames(
+    frames: Iterable[Frame], detector: FaceDetector, detect_every: int = 1, first: int = 0
+) -> Iterator[list[Detection] | None]:
+    """The detections of each frame, None for the frames that are not sampled: frame ``first + i``
+    (its index on the job's timeline) is detected when that index is a multiple of ``detect_every``,
+    so a frame range is sampled exactly as a whole run samples it."""
+    if detect_every < 1:
+        raise InputError(f"detect_every must be >= 1; got {detect_every}.")
+    for i, frame in enumerate(frames, first):
+        yield detector.detect(frame) if i % detect_every == 0 else None
+
+
 def run_detection(
     frames: Iterable[Frame],
     detector: FaceDetector,
@@ -64,17 +77,19 @@ def run_detection(
     Only the frames awaiting finalisation are buffered (see FaceTracker for the bound); the
     stream ends with ``tracker.flush()``, so every input frame comes out exactly once, in order.
     """
-    if detect_every < 1:
-        raise InputError(f"detect_every must be >= 1; got {detect_every}.")
     waiting: deque[Frame] = deque()
-    for i, frame in enumerate(frames):
-        if tuple(frame.shape[:2]) != tracker.frame_size:
-            raise InputError(
-                f"Frame {i} is {frame.shape[1]}x{frame.shape[0]} but the tracker was made for "
-                f"{tracker.frame_size[1]}x{tracker.frame_size[0]}; all frames must have one size."
-            )
-        waiting.append(frame)
-        detections = detector.detect(frame) if i % detect_every == 0 else None
+
+    def checked() -> Iterator[Frame]:
+        for i, frame in enumerate(frames):
+            if tuple(frame.shape[:2]) != tracker.frame_size:
+                raise InputError(
+                    f"Frame {i} is {frame.shape[1]}x{frame.shape[0]} but the tracker was made for "
+                    f"{tracker.frame_size[1]}x{tracker.frame_size[0]}; all frames must have one size."
+                )
+            waiting.append(frame)
+            yield frame
+
+    for detections in detect_frames(checked(), detector, detect_every):
         for face in tracker.push(detections):
             yield waiting.popleft(), face
     for face in tracker.flush():

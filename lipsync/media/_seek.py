@@ -26,7 +26,7 @@ from fractions import Fraction
 
 import av
 
-__all__ = ["Drift", "Recorder", "Timeline", "jump", "lookup"]
+__all__ = ["Drift", "Recorder", "Timeline", "jump", "lookup", "scan"]
 
 _CACHE: OrderedDict[tuple[str, int, int], Timeline] = OrderedDict()
 _CACHE_SIZE = 8
@@ -105,6 +105,44 @@ class Recorder:
             _CACHE.move_to_end(key)
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
+
+
+def scan(path: str, container: av.container.InputContainer, stream: av.VideoStream, rate: Fraction,
+         origin: Fraction) -> bool:
+    """Learn ``path``'s timeline from its packets alone (no decoding) and remember it, so that a
+    process that never read the file through (a cluster worker given a frame range) can jump.
+
+    ``origin`` is the time of the first decoded frame (what ``_constant_rate`` counts from). Kept
+    only when every packet's timestamp lands on the next free slot from there (sorted: decode
+    order differs with B-frames); otherwise False and reads stay on the exact path.
+    """
+    tb = stream.time_base
+    if tb is None:
+        return False
+    times: list[tuple[Fraction, bool]] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if packet.pts is None:
+            return False
+        times.append((Fraction(packet.pts) * tb, bool(packet.is_keyframe)))
+    times.sort(key=lambda t: t[0])
+    timeline = Timeline(origin=origin, rate=rate)
+    for slot, (time, key) in enumerate(times):
+        if round((time - origin) * rate) != slot:
+            return False
+        if key:
+            timeline.keyframes.append(slot)
+    timeline.covered = len(times)
+    key_ = _key(path)
+    if key_ is None or not times:
+        return False
+    with _CACHE_LOCK:
+        _CACHE[key_] = timeline
+        _CACHE.move_to_end(key_)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return True
 
 
 def jump(

@@ -39,8 +39,10 @@ __all__ = [
     "TEMP_MARKER",
     "VideoWriter",
     "cleanup_stale_temp_files",
+    "index_keyframes",
     "is_still_image",
     "iter_frames",
+    "indexed_frame_count",
     "picture_changes",
     "probe",
 ]
@@ -308,6 +310,33 @@ def picture_changes(info: VideoInfo, *, lossless: bool = False) -> list[str]:
             "carry that, so its frames were resampled to square pixels (the .mp4 output keeps them as they are)"
         )
     return [f"{Path(info.path).name}: {note}." for note in notes]
+def index_keyframes(path: str | os.PathLike[str]) -> bool:
+    """Learn where ``path``'s keyframes are by reading its packets (no decoding: seconds for hours
+    of video), so that ``iter_frames(path, skip_first_frames=k)`` in this process starts decoding
+    at the keyframe before frame k instead of the first frame. True when learnt; False for a
+    still image or a file whose timestamps are irregular (variable rate, broken): those are read
+    from the start, exactly as before. A cluster worker calls this before rendering a frame range.
+    """
+    name = _check_file(path)
+    if is_still_image(name):
+        return False
+    if _seek.lookup(name) is not None:
+        return True
+    with _open(name) as container:
+        stream = _video_stream(container, name)
+        first = next(_decoded(container, stream, name), None)
+        if first is None or first.pts is None or first.time_base is None:
+            return False
+        origin, rate = Fraction(first.pts) * first.time_base, _frame_rate(stream)
+    with _open(name) as container:
+        return _seek.scan(name, container, _video_stream(container, name), rate, origin)
+
+
+def indexed_frame_count(path: str | os.PathLike[str]) -> int | None:
+    """How many frames ``path`` has on its constant-rate timeline, when this process knows its
+    keyframes (see ``index_keyframes``); None otherwise."""
+    timeline = _seek.lookup(os.fspath(path))
+    return None if timeline is None else timeline.covered
 
 
 def _check_selection(frame_load_cap: int, skip_first_frames: int, select_every_nth: int) -> None:

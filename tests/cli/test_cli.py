@@ -94,3 +94,23 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "no output was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["run", "video.mp4", "voice.wav", "-o", "out.mp4"],
+                                     ["batch", "--audio", "voice.wav", "--videos", "v.mp4", "-o", "out"]])
+def test_a_cluster_flag_without_ray_says_what_to_install(tmp_path: Path, command: list[str]) -> None:
+    argv = [*command[1:], "--cluster", "local:2"] if command[0] == "run" else [*command, "--cluster", "local:2"]
+    for name in ("video.mp4", "v.mp4", "voice.wav"):
+        (tmp_path / name).write_bytes(b"")
+    code = ("import sys; sys.modules['ray'] = None; from lipsync.cli import main; "  # as if Ray were not installed
+            f"sys.exit(main({argv!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'comfyui-resync[cluster]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_segments_without_a_cluster_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["v.mp4", "a.wav", "-o", str(tmp_path / "o.mp4"), "--segments", "3"])
+    assert stop.value.code == 2 and "--cluster" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import pytest
 
 from lipsync.cli import COMMANDS
 from lipsync.cli.options import COMMAND_GROUPS, REFERENCE_COMMANDS, flag_of, options_from_args
-from lipsync.options import GROUPS, LipSyncOptions
+from lipsync.options import GROUPS, SETTING_GROUPS, ClusterOptions, LipSyncOptions
 from lipsync.types import Box
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_every_job_command_is_declared() -> None:
 def test_each_command_has_every_field_of_its_groups_with_the_dataclass_default(command: str) -> None:
     by_dest = actions(parser(command))
     for group in COMMAND_GROUPS[command]:
-        for f in fields(GROUPS[group]):
+        for f in fields(SETTING_GROUPS[group]):
             assert f.name in by_dest, f"{command} lacks {group}.{f.name} ({flag_of(f)})"
             action = by_dest[f.name]
             assert flag_of(f) in action.option_strings, (command, f.name, action.option_strings)
@@ -63,6 +63,19 @@ def test_each_command_has_every_field_of_its_groups_with_the_dataclass_default(c
 @pytest.mark.parametrize("command", sorted(COMMAND_GROUPS))
 def test_no_flags_give_the_default_options(command: str) -> None:
     assert options_from_args(parse(command), COMMAND_GROUPS[command]) == LipSyncOptions()
+
+
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_cluster_flags_parse_into_cluster_options_not_the_job(command: str) -> None:
+    from lipsync.cli.options import group_from_args
+
+    assert group_from_args(parse(command), "cluster") == ClusterOptions()
+    args = parse(command, "--cluster", "local:2", "--workers", "2", "--gpus-per-worker", "0.25",
+                 "--cpus-per-worker", "2", "--retries", "1", "--segments", "3")
+    got = group_from_args(args, "cluster")
+    assert got == ClusterOptions("local:2", 2, 0.25, 2.0, 1, 3)
+    assert options_from_args(args, COMMAND_GROUPS[command]) == LipSyncOptions()  # where, never what
+    assert "cluster" not in GROUPS and SETTING_GROUPS["cluster"] is ClusterOptions
 
 
 def test_segment_has_no_source_options() -> None:

@@ -198,7 +198,8 @@ def test_four_videos_one_corrupt_make_three_outputs_a_report_and_a_zip_and_resum
     assert data["summary"] == {"done": 3, "skipped": 0, "failed": 1, "cancelled": 0, "pending": 0}
     assert data["items"][2]["error"] == bad.error
     rows = list(csv.DictReader(report.report_csv.open(encoding="utf-8")))
-    assert list(rows[0]) == ["item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames"]
+    assert list(rows[0]) == ["item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames",
+                            "attempts", "worker", "node"]
     assert [(r["video"], r["status"], r["output"]) for r in rows] == [
         ("lecture_1.mp4", "done", "lecture_1.mp4"), ("lecture_2.mp4", "done", "lecture_2.mp4"),
         ("lecture_3.mp4", "failed", ""), ("lecture_10.mp4", "done", "lecture_10.mp4")]
@@ -322,14 +323,14 @@ def test_an_output_whose_input_broke_is_not_kept_as_current(tmp_path: Path) -> N
 def test_release_runs_between_items_and_the_voice_is_prepared_once(tmp_path: Path, monkeypatch) -> None:
     videos = [write_video(tmp_path / f"v{i}.mp4") for i in range(3)]
     prepared = []
-    real = batch_mod._AudioCache.get
+    real = batch_mod.AudioCache.get
 
     def counting(self, audio, generator):
         value = real(self, audio, generator)
         prepared.append(id(value))
         return value
 
-    monkeypatch.setattr(batch_mod._AudioCache, "get", counting)
+    monkeypatch.setattr(batch_mod.AudioCache, "get", counting)
     released = []
     run(items_for_videos(videos, voice()), tmp_path / "out", release=lambda: released.append(1))
     assert len(released) == 3 and len(prepared) == 3 and len(set(prepared)) == 1

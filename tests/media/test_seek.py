@@ -106,3 +106,22 @@ def test_a_changed_file_forgets_its_timeline(gop20: Path) -> None:
             writer.write(frame)
     assert _seek.lookup(str(gop20)) is None
     assert [index_of(f) for f in iter_frames(gop20, skip_first_frames=25)] == list(range(25, 30))
+
+
+def test_a_fresh_process_learns_the_keyframes_from_the_packets(gop20: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``index_keyframes`` (what a cluster worker calls before its frame range): the same
+    timeline as a first pass, without decoding the file, and jumps that give the same frames."""
+    from lipsync.media.video import index_keyframes, indexed_frame_count
+
+    everything = list(iter_frames(gop20))
+    learnt = _seek.lookup(str(gop20))
+    monkeypatch.setattr(_seek, "_CACHE", type(_seek._CACHE)())  # as in a process that never read it
+    assert indexed_frame_count(gop20) is None
+    assert index_keyframes(gop20) and indexed_frame_count(gop20) == 120
+    assert _seek.lookup(str(gop20)) == learnt
+    got = list(iter_frames(gop20, skip_first_frames=61, frame_load_cap=9))
+    assert all(np.array_equal(a, b) for a, b in zip(got, everything[61:70])) and len(got) == 9
+    pts = [round(i * 1000 / 30) for i in range(30)] + [1000 + round(i * 1000 / 15) for i in range(15)]
+    phone = make_clip(tmp_path / "phone.mkv", numbered(45), 30, pts=pts, time_base=Fraction(1, 1000))
+    assert not index_keyframes(phone) and indexed_frame_count(phone) is None  # irregular: read from the start

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 REPORT_JSON, REPORT_CSV = "report.json", "report.csv"
-CSV_COLUMNS = ("item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames")
+CSV_COLUMNS = ("item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames", "attempts",
+               "worker", "node")
 
 ItemStatus = Literal["done", "skipped", "failed", "cancelled", "pending"]
 STATUSES: tuple[ItemStatus, ...] = ("done", "skipped", "failed", "cancelled", "pending")
@@ -41,7 +42,10 @@ STATUSES: tuple[ItemStatus, ...] = ("done", "skipped", "failed", "cancelled", "p
 class ItemResult:
     """One line of the report. ``output`` is a file name in the batch folder ("" when none);
     ``duration`` the output's length in seconds; ``seconds`` the time this item took;
-    ``warnings`` what the job could not keep of the input (e.g. HDR tone-mapped to SDR; JSON only)."""
+    ``warnings`` what the job could not keep of the input (e.g. HDR tone-mapped to SDR; JSON only);
+    ``attempts`` how often it was started (more than 1 only on a cluster, where a lost worker's
+    item is retried); ``worker`` and ``node`` which cluster worker, on which machine, made it
+    ("" on one machine)."""
 
     item: int
     video: str
@@ -54,6 +58,9 @@ class ItemResult:
     frames: int = 0
     key: str = ""
     warnings: list[str] = field(default_factory=list)
+    attempts: int = 0
+    worker: str = ""
+    node: str = ""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -76,19 +76,27 @@ __all__ = [
     "REPORT_JSON",
     "STATUSES",
     "VIDEO_SUFFIXES",
+    "AudioCache",
     "BatchItem",
     "BatchReport",
     "ItemResult",
     "ItemStatus",
     "batch_key",
+    "check_names",
+    "estimate_frames",
     "expand_sources",
     "item_key",
     "items_for_audios",
     "items_for_videos",
     "output_name",
     "read_manifest",
+    "reason",
+    "remove_staged",
+    "render_item",
     "resolve_inside",
     "run_batch",
+    "skip_if_done",
+    "staged_path",
     "voice_digests",
     "write_zip",
 ]
@@ -170,7 +178,7 @@ def _audio_seconds(audio: str | Waveform) -> float:
         return 0.0
 
 
-def _estimate_frames(item: BatchItem, options: LipSyncOptions) -> int:
+def estimate_frames(item: BatchItem, options: LipSyncOptions) -> int:
     """Frames the item will make (for the overall progress bar); 1 when it cannot be told."""
     from ...media.video import probe
 
@@ -185,17 +193,20 @@ def _estimate_frames(item: BatchItem, options: LipSyncOptions) -> int:
     return max(1, frames)
 
 
-class _AudioCache:
+class AudioCache:
     """The last prepared voice: one audio × many videos computes its mel spectrogram once."""
 
     def __init__(self) -> None:
         self._key: Any = None
         self._value: PreparedAudio | None = None
 
-    def get(self, audio: str | Waveform, generator: Generator) -> PreparedAudio:
+    def get(self, audio: str | Waveform, generator: Generator, key: Any = None) -> PreparedAudio:
+        """``audio`` prepared for ``generator``; computed again only when ``key`` (default: the
+        path, or the Waveform object) differs from the last one's."""
         from ..lipsync import prepare_audio
 
-        key = id(audio) if isinstance(audio, Waveform) else audio
+        if key is None:
+            key = id(audio) if isinstance(audio, Waveform) else audio
         if self._value is None or key != self._key:
             self._value = None  # free the previous one before preparing the next
             self._value, self._key = prepare_audio(audio, generator), key
@@ -213,35 +224,80 @@ class _Run:
     metadata: dict[str, str] | None
     should_stop: Callable[[], bool] | None
     previous: dict[str, dict[str, Any]]
-    audio: _AudioCache = field(default_factory=_AudioCache)
+    audio: AudioCache = field(default_factory=AudioCache)
 
 
-def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable[[int, int], None]) -> None:
+def staged_path(final: Path, attempt: int | None = None) -> Path:
+    """Where an item is made before it is accepted under ``final``: a hidden name beside it (a
+    cluster's attempt number in it, so two attempts never write one file)."""
+    tag = f".a{attempt}" if attempt is not None else ""
+    return final.with_name(f".{final.stem}{_STAGED}{tag}{final.suffix}")
+
+
+def remove_staged(out_dir: Path) -> None:
+    """Delete what unfinished items left in ``out_dir``: staged outputs and their writers'
+    temporary files (only call this when no writer is running there)."""
+    for leftover in out_dir.glob(f".*{_STAGED}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def render_item(
+    item: BatchItem,
+    staged: Path,
+    generator: Generator,
+    options: LipSyncOptions,
+    audio: PreparedAudio,
+    *,
+    detector: FaceDetector | None,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+    metadata: dict[str, str] | None,
+) -> tuple[int, float, list[str]]:
+    """Make one item's output at ``staged``; (frames, duration, warnings). An output without any face is
+    deleted and fails its item (FaceNotFoundError), unless the face box is fixed."""
     from ..lipsync import lipsync_video
 
-    final = run.out_dir / item.output_name
-    kept = kept_output(final, run.previous.get(item.output_name), result.key)
-    if kept is not None:
-        result.status, result.output, (result.frames, result.duration) = "skipped", item.output_name, kept
-        return
-    final.unlink(missing_ok=True)  # made from other inputs or settings, or damaged: it must not look current
-    staged = final.with_name(f".{final.stem}{_STAGED}{final.suffix}")
     done = lipsync_video(
-        item.video, run.audio.get(item.audio, run.generator), staged, run.generator, run.options, detector=run.detector,
-        progress=progress, should_stop=run.should_stop, metadata=run.metadata,
+        item.video, audio, staged, generator, options, detector=detector,
+        progress=progress, should_stop=should_stop, metadata=metadata,
     )
-    if done.frames_with_face == 0 and run.options.faces.box is None:
+    if done.frames_with_face == 0 and options.faces.box is None:
         staged.unlink(missing_ok=True)
         raise FaceNotFoundError(
             f"No face was found in any of the {done.frames} frames of {item.video_name}; check that the face is "
             "visible and upright, or give a fixed face box."
         )
+    return done.frames, done.duration, list(done.warnings)
+
+
+def skip_if_done(item: BatchItem, result: ItemResult, out_dir: Path, previous: dict[str, dict[str, Any]]) -> bool:
+    """Mark ``result`` skipped when ``item``'s output is complete and current (True); otherwise
+    remove an output made from other inputs or settings (it must not look current) and False."""
+    final = out_dir / item.output_name
+    kept = kept_output(final, previous.get(item.output_name), result.key)
+    if kept is not None:
+        result.status, result.output, (result.frames, result.duration) = "skipped", item.output_name, kept
+        return True
+    final.unlink(missing_ok=True)
+    return False
+
+
+def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable[[int, int], None]) -> None:
+    if skip_if_done(item, result, run.out_dir, run.previous):
+        return
+    final = run.out_dir / item.output_name
+    staged = staged_path(final)
+    result.attempts = 1
+    frames, duration, warnings = render_item(
+        item, staged, run.generator, run.options, run.audio.get(item.audio, run.generator), detector=run.detector,
+        progress=progress, should_stop=run.should_stop, metadata=run.metadata,
+    )
     os.replace(staged, final)
-    result.status, result.output, result.frames, result.duration = "done", item.output_name, done.frames, done.duration
-    result.warnings = list(done.warnings)
+    result.status, result.output = "done", item.output_name
+    result.frames, result.duration, result.warnings = frames, duration, warnings
 
 
-def _reason(exc: Exception, item: BatchItem) -> str:
+def reason(exc: Exception, item: BatchItem) -> str:
     """Our own errors are sentences for users; anything else also says what it was. The
     inputs' folders are left out: the report travels in the zip, the server's layout need not."""
     text = str(exc) if isinstance(exc, LipSyncError) else f"unexpected {type(exc).__name__}: {exc}"
@@ -251,7 +307,7 @@ def _reason(exc: Exception, item: BatchItem) -> str:
     return text
 
 
-def _check_names(items: Sequence[BatchItem]) -> None:
+def check_names(items: Sequence[BatchItem]) -> None:
     names = [i.output_name.casefold() for i in items]
     if len(set(names)) != len(names):
         raise InputError("Two items of the batch have the same output name; give each a different one.")
@@ -290,11 +346,10 @@ def run_batch(
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
-    _check_names(items)
+    check_names(items)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(f".*{_STAGED}.*"):  # accepted outputs of a crashed run are redone
-        leftover.unlink(missing_ok=True)
+    remove_staged(out)  # accepted outputs of a crashed run are redone
     if opts.faces.box is None and detector is None:
         detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
     calls = _Callbacks()
@@ -304,7 +359,7 @@ def run_batch(
     voices = voice_digests(items)
     results = [ItemResult(i, it.video_name, it.audio_name, key=item_key(it, opts, model, voices))
                for i, it in enumerate(items, 1)]
-    estimates = [_estimate_frames(it, opts) for it in items]
+    estimates = [estimate_frames(it, opts) for it in items]
     report, started = calls.wrap(progress or _ignore), calls.wrap(on_item_start or _ignore)
     finished = calls.wrap(release or _collect)
     frames_before = 0
@@ -326,7 +381,7 @@ def run_batch(
                 if calls.raised is not None:  # the caller's callback stopped us: not this item's fault
                     result.status = "cancelled"
                     raise
-                result.status, result.error = "failed", _reason(exc, item)
+                result.status, result.error = "failed", reason(exc, item)
             except BaseException:  # Ctrl-C, SystemExit
                 result.status = "cancelled"
                 raise
