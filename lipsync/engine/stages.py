@@ -128,6 +128,7 @@ def track_faces(
         face_index=faces.face_index,
         missing=faces.missing_face,
         smoothing=faces.smoothing,
+        point=faces.face_point,
     )
     return run_detection(frames, detector, tracker, detect_every=faces.detect_every)
 
