@@ -208,6 +208,7 @@ class LipSyncBatch(io.ComfyNode):
                 *cls.USES.inputs(FaceOptions, (
                     "face", "face_index", "pads", "fixed_box", "smoothing", "smooth_window", "detect_every",
                 ), optional=True),
+                *cls.USES.inputs(FaceOptions, ("face_point",), optional=True),
             ],
             outputs=[
                 io.String.Output(display_name="report", tooltip="Full path of report.json."),
