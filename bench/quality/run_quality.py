@@ -75,7 +75,7 @@ PADS = (0, 10, 0, 0)
 
 Detections = list[list[Detection]]
 DEFAULTS = LipSyncOptions()
-DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.detect_every})"
+DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.faces.detect_every})"
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -476,7 +476,7 @@ def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool
         "steady, every 2nd frame": track_figures(tracking, size, "steady", every=2),
         "steady, every 3rd frame": track_figures(tracking, size, "steady", every=3),
     }
-    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.detect_every)
+    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.faces.detect_every)
     for name, f in figures.items():
         print(track_row(name, f))
     if sweep:
@@ -503,7 +503,7 @@ def composite_section(
     results: dict[tuple[str, str, str], CompositeRun] = {}
     for clip, frames in clips.items():
         windows = mel_windows(mel, FPS, len(frames))
-        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
+        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.faces.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
         crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
         for net_name, net in nets.items():
             ours = predict(net, windows, crops["steady"], 8)
@@ -531,7 +531,7 @@ def resampler_section(clips: dict[str, list[Frame]], tracking: dict[str, Clip]) 
     print("\n# Resampler: the face box shrunk to 96x96 (as the network sees it) and grown back; lower half of the box")
     rows = {}
     for clip, name in (("closeup", "moving"), ("full", "moving_small")):
-        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.detect_every)
+        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.faces.detect_every)
         rows[clip] = resampler_figures(clips[clip], faces)
         cells = "  ".join(f"{k}: {db:.2f} dB, sharpness {sharp:.2f}" for k, (db, sharp) in rows[clip].items())
         print(f"{clip:8s} {cells}")
