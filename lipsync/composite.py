@@ -113,8 +113,9 @@ def _core(height: int, width: int, landmarks: npt.NDArray[np.float32] | None) ->
     Nothing changes above ``top``: the nose tip (landmarks), else the middle of the box. The core
     covers ``CORE_ROWS`` x ``CORE_COLUMNS`` at least; with landmarks also the upper lip (from
     40 % of the way from the nose tip to the mouth corners) and both mouth corners. The core never
-    reaches the box's edges (the feather must fit between them), nor less than 3 % of the box
-    height below ``top`` (a nose tip lower than 0.57 of the box pushes the core's top down).
+    reaches the box's edges (the feather must fit between them). The soft edge above the core is
+    at least 3 % of the box height: with a nose tip lower than that above the core (below ~0.57
+    of the box, rare: detectors put it at 0.45-0.57) ``top`` is raised to make room.
     """
     top = height / 2.0
     core_top = math.floor(CORE_ROWS[0] * height)
@@ -122,13 +123,14 @@ def _core(height: int, width: int, landmarks: npt.NDArray[np.float32] | None) ->
     if landmarks is not None and np.all(np.isfinite(landmarks)):
         nose_y = float(landmarks[_NOSE, 1])
         mouth_y = (float(landmarks[_MOUTH_R, 1]) + float(landmarks[_MOUTH_L, 1])) / 2.0
-        top = min(max(top, nose_y), CORE_ROWS[1] * height - 2.0)
         upper_lip = nose_y + 0.4 * (mouth_y - nose_y)
-        core_top = min(core_top, math.floor(upper_lip))
+        core_top = min(core_top, max(math.floor(upper_lip), 1))
+        top = min(max(top, nose_y), core_top - _MIN_TOP_RAMP * height)
         corners = sorted((float(landmarks[_MOUTH_R, 0]), float(landmarks[_MOUTH_L, 0])))
         left = min(left, math.floor(corners[0]))
         right = max(right, math.ceil(corners[1]))
-    core_top = max(core_top, math.ceil(top + _MIN_TOP_RAMP * height))
+    top = max(top, 0.0)
+    core_top = max(core_top, math.ceil(top))
     core_bottom = max(math.ceil(CORE_ROWS[1] * height), core_top + 1)
     core_bottom = min(core_bottom, height - 1)
     left, right = max(left, 1), min(right, width - 1)
@@ -143,7 +145,8 @@ def mouth_mask(height: int, width: int, landmarks: npt.NDArray[np.float32] | Non
     and columns ``CORE_COLUMNS`` of the box at least, so the new mouth fully replaces the
     original there (a weight below 1 would let the original lips and chin show through as a
     ghost). Around it the weight falls linearly to 0 over ``feather`` x the box width on the sides,
-    and over what fits above (down from the nose tip, or the box middle without landmarks) and
+    and over what fits above (down from the nose tip, or the box middle without landmarks; see
+    ``_core`` for a nose tip lower than 0.57 of the box) and
     below (to one pixel inside the box's bottom edge); the corners are rounded. The ramp is linear
     because the edges above and below are narrow (~10 px under the nose of a 250 px face): a
     smoothstep is 1.5 x steeper at its middle, which ``bench/quality`` measured as a seam. Nothing
