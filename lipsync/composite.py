@@ -49,10 +49,10 @@ from .options import CompositeOptions
 from .types import Blend, Box, ColorMatch, Frame, Resampler, choices
 
 __all__ = [
-    "Blend",
-    "ColorMatch",
     "CORE_COLUMNS",
     "CORE_ROWS",
+    "Blend",
+    "ColorMatch",
     "Resampler",
     "match_color",
     "mouth_mask",

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.errors import InputError
 from ..lipsync.faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
-from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.options import FaceOptions
 from ..lipsync.types import Detection, FaceFrame, Frame
 from . import _host

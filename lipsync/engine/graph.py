@@ -25,7 +25,18 @@ from ..composite import paste
 from ..errors import InputError
 from ..models.base import Generator, crop_faces
 from ..options import CompositeOptions
-from ..types import Blend, Box, ColorMatch, CompositeMode, Detection, FaceFrame, Frame, LengthPolicy, MelWindows, choices
+from ..types import (
+    Blend,
+    Box,
+    ColorMatch,
+    CompositeMode,
+    Detection,
+    FaceFrame,
+    Frame,
+    LengthPolicy,
+    MelWindows,
+    choices,
+)
 
 __all__ = [
     "FaceTrack",
@@ -192,7 +203,7 @@ def draw_face(frame: Frame, face: FaceFrame, others: Sequence[Detection] = ()) -
             continue
         corners = np.array([det.x1, det.y1, det.x2, det.y2], np.float64)
         if np.isfinite(corners).all():
-            x1, y1, x2, y2 = (int(round(v)) for v in corners)
+            x1, y1, x2, y2 = (round(float(v)) for v in corners)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), _OTHER, 1)
     if box is None:
         return out
@@ -210,11 +221,3 @@ def _overlap(det: Detection, box: Box) -> float:
     w = min(det.x2, box.right) - max(det.x1, box.left)
     h = min(det.y2, box.bottom) - max(det.y1, box.top)
     return max(w, 0.0) * max(h, 0.0) / max(det.area, 1e-6)
-    thickness = max(1, round(max(out.shape[:2]) / 300))
-    color = _DETECTED if face.detected else _FILLED
-    cv2.rectangle(out, (box.left, box.top), (box.right - 1, box.bottom - 1), color, thickness)
-    if face.landmarks is not None:
-        for x, y in np.asarray(face.landmarks).reshape(-1, 2):
-            if np.isfinite(x) and np.isfinite(y):
-                cv2.circle(out, (round(float(x)), round(float(y))), thickness + 1, _LANDMARK, -1)
-    return out

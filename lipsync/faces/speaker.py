@@ -11,21 +11,29 @@ the person once:
 - ``point``: in the first frame with a face, the face whose box holds the point ``(x, y)`` (the
   smallest such box), else the face whose centre is nearest to it.
 
-After that, each frame's faces are matched to the tracks, cheapest first, where the cost is the
-centre distance in face sizes (the square root of the track's box area) plus the size change
-``|ln(size ratio)|``. A track only takes a face within its gate: ``gate`` face sizes, plus
-``gate_growth`` for each frame it has not been seen, and a size within ``max_scale`` times its
-own (``reacquire_scale`` once it has been missed). So:
+After that, each frame's faces are matched to the tracks: the tracks seen most recently choose
+first, then the cheapest pairs, where the cost is the centre distance in face sizes (the square
+root of the track's box area) plus the size change ``|ln(size ratio)|``. A track only takes a
+face within its gate: ``gate`` face sizes, plus ``gate_growth`` for each frame it has not been
+seen, and a size within ``max_scale`` times its own (``reacquire_scale`` once it has been
+missed). So:
 
 - size changes never switch the person: size only enters through the gates and the cost;
-- another person keeps their own track, matched before a farther track can take them;
+- another person in view keeps their own track: it chooses before any track that was missed;
 - a brief miss (the face not detected for some frames): the chosen person's frames have no face
   (the missing-face policy fills them), and the person is matched again when they are seen;
 - a face that leaves and comes back: the chosen track waits, its gate widening with the time it
-  has been away, and takes the new face nearest to where it was last seen, of a similar size —
-  never another person's tracked face, and never "the largest now";
-- with nobody else in view (no other track seen in the last ``forget`` frames), any face is the
-  chosen person: one person filmed across a cut or a fast move is followed at once.
+  has been away, and takes the face nearest to where it was last seen, of a similar size, among
+  the faces nobody else had when the person was last seen (a face with no track, or one whose
+  track began since) — never the face of someone seen together with them, and never "the
+  largest now";
+- with none of the people seen together with them in view any more (not seen for ``forget``
+  frames), any face is the chosen person: one person filmed across a cut or a fast move is
+  followed at once.
+
+What position and size cannot tell apart is left unsynced rather than given to someone else: a
+cut to a close-up of the chosen person (more than ``reacquire_scale`` times larger) while someone
+seen with them is still in view is not re-acquired until the framing comes back.
 
 Other tracks unseen for ``forget`` frames are dropped, so the state stays small. The lock works
 on the frames it is shown (``detect_every`` skips count as frames not seen).
@@ -49,8 +57,8 @@ class SpeakerParams:
 
     gate: float = 0.5
     """Centre distance a track may move between two consecutive frames, in face sizes."""
-    gate_growth: float = 0.25
-    """Extra distance allowed per frame the track was not seen."""
+    gate_growth: float = 0.1
+    """Extra distance allowed per frame the track was not seen (2.5 face sizes a second at 25 fps)."""
     max_scale: float = 1.5
     """Size ratio a track accepts from one frame to the next."""
     reacquire_scale: float = 2.0
@@ -79,6 +87,7 @@ class _Track:
     cy: float
     size: float
     seen: int
+    born: int
 
     def update(self, det: Detection, index: int) -> None:
         self.cx, self.cy = det.center
@@ -130,22 +139,37 @@ class SpeakerLock:
         matched = self._match(index, detections)
         if self._chosen is None:
             first = self._first_choice(detections)
-            if first is None:
-                self._new_tracks(index, detections, matched)
-                return None
             self._new_tracks(index, detections, matched)
-            self._chosen = matched[first]
+            self._forget(index)
+            if first is not None:
+                self._chosen = matched[first]
             return first
-        found = next((k for k, t in matched.items() if t is self._chosen), None)
-        if found is None and not self._others_in_view(index):
-            free = [k for k in range(len(detections)) if k not in matched]
-            if free:  # nobody else around: whoever is in view is the person
-                chosen = self._chosen
-                found = min(free, key=lambda k: self._cost(chosen, detections[k]))
-                chosen.update(detections[found], index)
-                matched[found] = chosen
+        chosen = self._chosen
+        found = next((k for k, t in matched.items() if t is chosen), None)
+        if found is None:
+            found = self._reacquire(index, detections, matched, chosen)
         self._new_tracks(index, detections, matched)
         self._forget(index)
+        return found
+
+    def _reacquire(
+        self, index: int, detections: Sequence[Detection], matched: dict[int, _Track], chosen: _Track
+    ) -> int | None:
+        """The chosen person was not matched: take a face nobody else had when they were last
+        seen (an unmatched one, or one of a track born since), the nearest to where they were;
+        within the widened gate when someone seen with them is still in view, else any."""
+        newcomer = [k for k in range(len(detections)) if k not in matched or matched[k].born > chosen.seen]
+        if not self._companions_in_view(index, chosen):
+            allowed = newcomer
+        else:
+            allowed = [k for k in newcomer if self._allowed(chosen, detections[k], index)]
+        if not allowed:
+            return None
+        found = min(allowed, key=lambda k: self._cost(chosen, detections[k]))
+        if found in matched:  # the newcomer's track was this person all along
+            self._tracks.remove(matched[found])
+        chosen.update(detections[found], index)
+        matched[found] = chosen
         return found
 
     # matching ---------------------------------------------------------------------------
@@ -165,16 +189,18 @@ class SpeakerLock:
         return distance <= p.gate + p.gate_growth * missed and 1.0 / scale <= ratio <= scale
 
     def _match(self, index: int, detections: Sequence[Detection]) -> dict[int, _Track]:
-        """Detections to tracks, cheapest pair first, each at most once (greedy assignment)."""
+        """Detections to tracks, each at most once (greedy): the tracks seen most recently choose
+        first (a face in view keeps its detection however close a long-lost track was to it),
+        then the cheapest pair first."""
         pairs = sorted(
-            (self._cost(t, d), k, n)
+            (index - t.seen, self._cost(t, d), k, n)
             for n, t in enumerate(self._tracks)
             for k, d in enumerate(detections)
             if self._allowed(t, d, index)
         )
         matched: dict[int, _Track] = {}
         taken: set[int] = set()
-        for _, k, n in pairs:
+        for _, _, k, n in pairs:
             if k in matched or n in taken:
                 continue
             matched[k] = self._tracks[n]
@@ -187,12 +213,15 @@ class SpeakerLock:
         for k, det in enumerate(detections):
             if k not in matched:
                 x, y = det.center
-                track = _Track(x, y, _size(det), index)
+                track = _Track(x, y, _size(det), index, index)
                 self._tracks.append(track)
                 matched[k] = track
 
-    def _others_in_view(self, index: int) -> bool:
-        return any(t is not self._chosen and index - t.seen < self.params.forget for t in self._tracks)
+    def _companions_in_view(self, index: int, chosen: _Track) -> bool:
+        """Whether someone seen together with the chosen person is still around."""
+        return any(
+            t is not chosen and t.born <= chosen.seen and index - t.seen < self.params.forget for t in self._tracks
+        )
 
     def _forget(self, index: int) -> None:
         self._tracks = [t for t in self._tracks if t is self._chosen or index - t.seen < self.params.forget]

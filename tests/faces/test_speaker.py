@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import MEDIA, SHARED
+
 from lipsync.cli.options import COMMAND_GROUPS, option_parents, options_from_args
 from lipsync.errors import InputError
 from lipsync.faces import FaceTracker, run_detection
@@ -125,6 +125,26 @@ def test_a_returning_face_is_found_by_position_not_by_size() -> None:
     assert xs[10:15] == [None] * 5
     assert all(x is None or abs(x - LEFT[0]) < 20 for x in xs[15:20])
     assert all(x is not None and abs(x - LEFT[0] - 8) < 2 for x in xs[20:])
+
+
+def test_a_face_back_beyond_the_gate_is_taken_once_the_gate_reaches_it() -> None:
+    """The followed face is missed for 4 frames and comes back 1.2 face sizes away: first it is a
+    new face (its own track), then, as the gate widens, the followed person again."""
+    dets: list[list[Detection] | None] = [[face(LEFT, 100.0), face(RIGHT, 100.0)] for _ in range(10)]
+    dets += [[face(RIGHT, 100.0)] for _ in range(4)]
+    dets += [[face(LEFT, 100.0, dx=-100.0, dy=60.0), face(RIGHT, 100.0)] for _ in range(12)]
+    got = track(dets)
+    xs = [None if f.box is None else (f.box.left + f.box.right) / 2 for f in got]
+    assert xs[:10] == [LEFT[0]] * 10 and xs[10:14] == [None] * 4
+    back = [k for k, x in enumerate(xs) if x is not None and k >= 14]
+    assert back and back[0] <= 20 and all(xs[k] == LEFT[0] - 100 for k in range(back[0], 26))
+
+
+def test_someone_seen_with_the_person_is_never_taken_for_them() -> None:
+    """The followed person leaves for good; the other one walks over to their place."""
+    dets: list[list[Detection] | None] = [[face(LEFT, 100.0), face(RIGHT, 96.0)] for _ in range(10)]
+    dets += [[face((RIGHT[0] - 8.0 * k, RIGHT[1]), 96.0)] for k in range(1, 80)]
+    assert [side(f) for f in track(dets)][10:] == [None] * 79
 
 
 def test_one_person_alone_is_followed_across_a_cut() -> None:

@@ -33,7 +33,7 @@ class TwoPeople:
 
 
 @pytest.fixture
-def two(host, monkeypatch):
+def two(host, monkeypatch):  # noqa: F811 (the fixture above)
     detector = TwoPeople()
     module = sys.modules[f"{host.pack.__name__}.nodes.faces"]
     monkeypatch.setattr(module, "create_detector", lambda name, models_dir=None: detector)
