@@ -157,6 +157,8 @@ class FaceOptions(_Group):
         super().check()
         if self.detect_every < 1:
             raise InputError("detect_every must be at least 1.")
+        if len(self.face_point) != 2 or min(self.face_point) < 0:
+            raise InputError(f"face_point must be two pixel coordinates x y >= 0; got {tuple(self.face_point)}.")
         if self.box is not None and not self.box.is_valid():
             raise InputError(
                 f"The face box {self.box.as_tuple()} is empty: give TOP BOTTOM LEFT RIGHT with TOP<BOTTOM and LEFT<RIGHT."

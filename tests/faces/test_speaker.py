@@ -199,6 +199,10 @@ def test_bad_speaker_settings_are_refused() -> None:
         SpeakerLock("biggest")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="max_scale"):
         SpeakerParams(max_scale=0.9).check()
+    from lipsync.options import LipSyncOptions
+
+    with pytest.raises(InputError, match="face_point"):
+        LipSyncOptions.of(face_choice="point", face_point=(-3, 10)).resolved()
 
 
 def test_the_command_line_carries_the_choice() -> None:
