@@ -293,7 +293,7 @@ def _two_real_faces(n: int) -> list[np.ndarray]:
                 continue  # the left person turned away / left
             s = 0.75 * scale
             piece = cv2.resize(crop, (int(crop.shape[1] * s), int(crop.shape[0] * s)), interpolation=cv2.INTER_AREA)
-            y0 = 20 + int(round(4 * np.sin(i / 2 + k)))
+            y0 = 20 + round(4 * np.sin(i / 2 + k))
             ph, pw = min(piece.shape[0], 300 - y0), min(piece.shape[1], 640 - x0)
             canvas[y0 : y0 + ph, x0 : x0 + pw] = piece[:ph, :pw]
         frames.append(canvas)
