@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.errors import InputError
-from ..lipsync.faces import FaceDetector, FaceTracker, create_detector, fixed_box_track, run_detection
+from ..lipsync.faces import FaceTracker, create_detector, fixed_box_track, run_detection
 from ..lipsync.options import FaceOptions
 from ..lipsync.types import Detection, FaceFrame, Frame
 from . import _host
@@ -57,38 +57,23 @@ FACE_WIDGETS = {
 """The face widgets' tooltips that say more than the option's help, for every node that has them."""
 
 
-def _numbered(frames: Iterator[Frame], recorder: _Recorder) -> Iterator[Frame]:
-    """The frames, telling ``recorder`` which one the detector may see next."""
-    for index, frame in enumerate(frames):
-        recorder.frame(index)
-        yield frame
-
-
 def _interruptible(frames: Iterator[Frame]) -> Iterator[Frame]:
     for frame in frames:
         _host.check_interrupt()
         yield frame
 
 
-class _Recorder:
-    """A detector that keeps what it found per frame index, so the preview can show the faces
-    that were not chosen (a few boxes per frame: small)."""
+class _RecordingTracker(FaceTracker):
+    """A tracker that keeps the faces it was given per frame (None: a frame not detected), so
+    the preview can show the faces that were not chosen (a few boxes per frame: small)."""
 
-    def __init__(self, detector: FaceDetector) -> None:
-        self.detector = detector
-        self.name = detector.name
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.found: list[list[Detection] | None] = []
-        self._index = 0
 
-    def frame(self, index: int) -> None:
-        """The next ``detect`` call is for frame ``index`` (frames not detected record None)."""
-        self.found += [None] * (index + 1 - len(self.found))
-        self._index = index
-
-    def detect(self, frame: Frame) -> list[Detection]:
-        found = self.detector.detect(frame)
-        self.found[self._index] = found
-        return found
+    def push(self, detections: list[Detection] | None) -> list[FaceFrame]:
+        self.found.append(detections)
+        return super().push(detections)
 
 
 def _preview(
@@ -179,8 +164,8 @@ class DetectFaces(io.ComfyNode):
             faces = [fixed_box_track(opts.box, (height, width))] * count
             track = FaceTrack(tuple(faces), (height, width), detector="fixed box")
             return io.NodeOutput(track, _preview(images, faces, bool(preview)))
-        finder = _Recorder(create_detector(opts.detector, models_dir=_host.detector_models_dir()))
-        tracker = FaceTracker(
+        finder = create_detector(opts.detector, models_dir=_host.detector_models_dir())
+        tracker = _RecordingTracker(
             (height, width),
             pads=opts.pads,
             smooth_window=opts.smooth_window,
@@ -192,9 +177,9 @@ class DetectFaces(io.ComfyNode):
         )
         progress = _host.progress_bar(count)
         faces: list[FaceFrame] = []
-        frames = _interruptible(_numbered(iter_frames(images), finder))
+        frames = _interruptible(iter_frames(images))
         for _, found in run_detection(frames, finder, tracker, detect_every=opts.detect_every):
             faces.append(found)
             progress(len(faces), count)
         track = FaceTrack(tuple(faces), (height, width), detector=finder.name)
-        return io.NodeOutput(track, _preview(images, faces, bool(preview), finder.found))
+        return io.NodeOutput(track, _preview(images, faces, bool(preview), tracker.found))
