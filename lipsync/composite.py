@@ -8,11 +8,13 @@ Two modes share everything before this step (see ``lipsync.models.wav2lip.prepro
     blurry square and blurs the eyes, which is why it is not the default.
 
 ``mouth`` (default)
-    Only the lower face changes. The mask is the lower half of an ellipse that starts at the
-    nose (from landmarks when the detector gives them, else at the middle of the box) and ends at
-    the bottom of the box, feathered inwards, so the mask — feather included — never reaches
-    above the middle of the box with a plain box. Everything outside the mask (eyes, forehead,
-    background, and all pixels outside the box) keeps its exact input value. The generated face
+    Only the lower face changes. The mask is exactly 1 over the mouth core — the lips and the
+    jaw's travel down to the chin (rows 0.6–0.95 of the box and its central half, widened to the
+    mouth corners when the detector gives landmarks) — so the generated mouth replaces the
+    original there completely, with no ghost of the old lips or chin; the soft edge lies outside
+    the core and never above the nose tip (landmarks) or the middle of the box (a plain box).
+    Everything outside the mask (eyes, forehead, background, and all pixels outside the box)
+    keeps its exact input value. The generated face
     is resized with a sharper resampler than bilinear (Lanczos by default, chosen by
     ``bench/quality``; a face larger than the box, e.g. a restored 512 px one, is shrunk with
     pixel-area averaging instead, which does not alias) and blended in float, then rounded.
@@ -36,7 +38,7 @@ Two options refine the mouth mode, both off by default:
 
 from __future__ import annotations
 
-
+import math
 
 import cv2
 import numpy as np
@@ -47,6 +49,8 @@ from .options import CompositeOptions
 from .types import Blend, Box, ColorMatch, Frame, Resampler, choices
 
 __all__ = [
+    "CORE_COLUMNS",
+    "CORE_ROWS",
     "Blend",
     "ColorMatch",
     "Resampler",
@@ -92,36 +96,75 @@ def paste_reference(frame: Frame, face_bgr: U8, box: Box, *, out: Frame | None =
     return out
 
 
-def _smoothstep(x: F32) -> F32:
-    x = np.clip(x, 0.0, 1.0)
-    return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
+CORE_ROWS = (0.6, 0.95)
+"""Rows of the face box (fractions of its height) that the mouth mask always covers with weight
+1: the lips and the jaw's travel down to the chin, where the network draws the new mouth."""
+CORE_COLUMNS = (0.25, 0.75)
+"""Columns of the face box (fractions of its width) that the mouth mask always covers with weight
+1 over ``CORE_ROWS`` (with landmarks, widened to the mouth corners when they lie outside). Wider
+puts the soft edge on the jaw's outline, where ``bench/quality`` measured a visible seam."""
+_MIN_TOP_RAMP = 0.03
+"""Least height of the soft edge under the nose, as a fraction of the box height."""
+
+
+def _core(height: int, width: int, landmarks: npt.NDArray[np.float32] | None) -> tuple[float, float, float, float, float]:
+    """(top, core top, core bottom, core left, core right) in box pixels (edges, not centres).
+
+    Nothing changes above ``top``: the nose tip (landmarks), else the middle of the box. The core
+    covers ``CORE_ROWS`` x ``CORE_COLUMNS`` at least; with landmarks also the upper lip (from
+    40 % of the way from the nose tip to the mouth corners) and both mouth corners. The core never
+    reaches the box's edges (the feather must fit between them). The soft edge above the core is
+    at least 3 % of the box height: with a nose tip lower than that above the core (below ~0.57
+    of the box, rare: detectors put it at 0.45-0.57) ``top`` is raised to make room.
+    """
+    top = height / 2.0
+    core_top = math.floor(CORE_ROWS[0] * height)
+    left, right = math.floor(CORE_COLUMNS[0] * width), math.ceil(CORE_COLUMNS[1] * width)
+    if landmarks is not None and np.all(np.isfinite(landmarks)):
+        nose_y = float(landmarks[_NOSE, 1])
+        mouth_y = (float(landmarks[_MOUTH_R, 1]) + float(landmarks[_MOUTH_L, 1])) / 2.0
+        upper_lip = nose_y + 0.4 * (mouth_y - nose_y)
+        core_top = min(core_top, max(math.floor(upper_lip), 1))
+        top = min(max(top, nose_y), core_top - _MIN_TOP_RAMP * height)
+        corners = sorted((float(landmarks[_MOUTH_R, 0]), float(landmarks[_MOUTH_L, 0])))
+        left = min(left, math.floor(corners[0]))
+        right = max(right, math.ceil(corners[1]))
+    top = max(top, 0.0)
+    core_top = max(core_top, math.ceil(top))
+    core_bottom = max(math.ceil(CORE_ROWS[1] * height), core_top + 1)
+    core_bottom = min(core_bottom, height - 1)
+    left, right = max(left, 1), min(right, width - 1)
+    return top, float(core_top), float(core_bottom), float(left), float(right)
 
 
 def mouth_mask(height: int, width: int, landmarks: npt.NDArray[np.float32] | None = None, feather: float = 0.15) -> F32:
-    """Blend weights (height, width) in [0, 1] over a face box: 1 on the mouth and chin, 0 on the
-    upper face, ramping over ``feather`` × the box width.
+    """Blend weights (height, width) in [0, 1] over a face box: exactly 1 over the mouth core,
+    0 on the upper face, the soft edge outside the core.
 
-    ``landmarks`` (5, 2) are in box coordinates; without them the mask top is the box middle.
+    The core (``_core``) is the lips and the jaw's travel down to the chin: rows ``CORE_ROWS``
+    and columns ``CORE_COLUMNS`` of the box at least, so the new mouth fully replaces the
+    original there (a weight below 1 would let the original lips and chin show through as a
+    ghost). Around it the weight falls linearly to 0 over ``feather`` x the box width on the sides,
+    and over what fits above (down from the nose tip, or the box middle without landmarks; see
+    ``_core`` for a nose tip lower than 0.57 of the box) and
+    below (to one pixel inside the box's bottom edge); the corners are rounded. The ramp is linear
+    because the edges above and below are narrow (~10 px under the nose of a 250 px face): a
+    smoothstep is 1.5 x steeper at its middle, which ``bench/quality`` measured as a seam. Nothing
+    above the nose tip / the box middle and nothing on the box's outermost pixels changes.
+
+    ``landmarks`` (5, 2) are in box coordinates (SCRFD order).
     """
-    top = height / 2.0
-    cx, half_w = width / 2.0, width / 2.0
-    if landmarks is not None and np.all(np.isfinite(landmarks)):
-        nose_y = float(landmarks[_NOSE, 1])
-        top = min(max(top, nose_y), height * 0.8)
-        left_x, right_x = sorted((float(landmarks[_MOUTH_R, 0]), float(landmarks[_MOUTH_L, 0])))
-        cx = (left_x + right_x) / 2.0
-        half_w = min(max(right_x - left_x, width * 0.3), width / 2.0 + abs(width / 2.0 - cx))
-        cx = float(np.clip(cx, half_w * 0.5, width - half_w * 0.5))
-    depth = max(height - top, 1.0)
-    ramp = max(feather * width, 1.0)
-    ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None]
-    xs = (np.arange(width, dtype=np.float32) + 0.5)[None, :]
-    # Normalised radius of the lower half-ellipse centred on (cx, top) with axes (half_w, depth).
-    r = np.sqrt(((xs - cx) / half_w) ** 2 + ((ys - top) / depth) ** 2)
-    inside_ellipse = _smoothstep((1.0 - r) * min(half_w, depth) / ramp)
-    below_top = _smoothstep((ys - top) / ramp)
-    mask = inside_ellipse * below_top
-    mask[ys[:, 0] < top] = 0.0
+    top, core_top, core_bottom, left, right = _core(height, width, landmarks)
+    side = max(feather * width, 1e-3)
+    ramp_left, ramp_right = min(side, left - 1.0), min(side, width - 1.0 - right)
+    ramp_top = max(min(side, core_top - top), 1e-3)
+    ramp_bottom = max(min(side, height - 1.0 - core_bottom), 1e-3)
+    ys = np.arange(height, dtype=np.float32) + 0.5
+    xs = np.arange(width, dtype=np.float32) + 0.5
+    dy = np.maximum((core_top - ys) / ramp_top, 0.0) + np.maximum((ys - core_bottom) / ramp_bottom, 0.0)
+    dx = np.maximum((left - xs) / max(ramp_left, 1e-3), 0.0) + np.maximum((xs - right) / max(ramp_right, 1e-3), 0.0)
+    mask = np.clip(1.0 - np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2), 0.0, 1.0)
+    mask[ys < top] = 0.0
     return mask.astype(np.float32)
 
 

@@ -138,10 +138,15 @@ class FaceOptions(_Group):
     pads: tuple[int, int, int, int] = setting(
         (0, 10, 0, 0), "grow the detected box by these pixels: top, bottom, left, right (the reference's 10 below "
         "includes the chin)", node=("pad_top", "pad_bottom", "pad_left", "pad_right"), min=0, max=1024)
-    face_choice: FaceChoice = setting("largest", "which face when there are several: the largest, the face_index-th "
-                                      "from the left, or the closest to the previous frame's", flag="--face",
-                                      node="face", choices=FaceChoice)
+    face_choice: FaceChoice = setting("largest", "which person to re-sync when there are several; the one picked in the first "
+                                      "frame with faces is followed by position and size (never switched for being "
+                                      "larger): largest = the largest face, index = the face_index-th from the left, "
+                                      "point = the face at face_point; closest = largest (its former name)",
+                                      flag="--face", node="face", choices=FaceChoice)
     face_index: int = setting(0, "with face choice index: 0 = the leftmost face", min=0, max=64)
+    face_point: tuple[int, int] = setting(
+        (0, 0), "with face choice point: x y in pixels of the first frame (as displayed); the face holding that point, "
+        "else the nearest one, is followed", node=("face_x", "face_y"), metavar=("X", "Y"), min=0, max=16384)
     missing_face: MissingFacePolicy = setting(
         "passthrough", "frames without a face: passthrough leaves them as they are, hold reuses the last box, "
         "interpolate draws a line between the boxes around the gap, fail stops with an error naming the frame",
@@ -158,6 +163,8 @@ class FaceOptions(_Group):
         super().check()
         if self.detect_every < 1:
             raise InputError("detect_every must be at least 1.")
+        if len(self.face_point) != 2 or min(self.face_point) < 0:
+            raise InputError(f"face_point must be two pixel coordinates x y >= 0; got {tuple(self.face_point)}.")
         if self.box is not None and not self.box.is_valid():
             raise InputError(
                 f"The face box {self.box.as_tuple()} is empty: give TOP BOTTOM LEFT RIGHT with TOP<BOTTOM and LEFT<RIGHT."

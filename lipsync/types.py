@@ -51,7 +51,10 @@ MelWindows = npt.NDArray[np.float32]
 
 DetectorName = Literal["auto", "yuface", "yunet", "insightface"]
 MissingFacePolicy = Literal["passthrough", "hold", "interpolate", "fail"]
-FaceChoice = Literal["largest", "index", "closest"]
+FaceChoice = Literal["largest", "index", "closest", "point"]
+"""Which person to follow (``lipsync.faces.speaker``): the largest face at the start, the
+``face_index``-th from the left, the face at ``face_point``; ``closest`` is the former name of
+``largest`` (both follow the person picked at the start)."""
 CompositeMode = Literal["mouth", "reference"]
 LengthPolicy = Literal["auto", "trim", "loop", "pingpong", "freeze"]
 Smoothing = Literal["steady", "reference"]

@@ -228,6 +228,7 @@ class LipSyncBatch(io.ComfyNode):
                 *cls.USES.inputs(FaceOptions, (
                     "face", "face_index", "pads", "fixed_box", "smoothing", "smooth_window", "detect_every",
                 ), optional=True),
+                *cls.USES.inputs(FaceOptions, ("face_point",), optional=True),
                 *cls.USES.inputs(ClusterOptions, ("cluster", "workers", "gpus_per_worker", "cpus_per_worker", "retries"),
                                  optional=True),
             ],

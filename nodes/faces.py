@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.errors import InputError
 from ..lipsync.faces import FaceTracker, create_detector, fixed_box_track, run_detection
-from ..lipsync.engine.graph import FaceTrack, draw_face
 from ..lipsync.options import FaceOptions
-from ..lipsync.types import FaceFrame, Frame
+from ..lipsync.types import Detection, FaceFrame, Frame
 from . import _host
 from ._common import BOX_TOOLTIP, FACES, category, memory_problem
 from ._convert import check_images, frame_at, iter_frames
@@ -43,6 +43,16 @@ FACE_WIDGETS = {
     "pad_left": {"tooltip": _PAD.format("left", "pixels")},
     "pad_right": {"tooltip": _PAD.format("right", "pixels")},
     "face_index": {"tooltip": "With face = index: 0 = the leftmost face."},
+    "face": {
+        "tooltip": "Which person to re-sync when there are several. The one picked in the first frame with faces "
+        "is followed by position and size, never switched for being larger, and found again after a miss or when "
+        "they come back into view. largest: the largest face; index: the face_index-th from the left; point: the "
+        "face at face_x, face_y; closest: the same as largest (its former name). Detect Faces' preview marks the "
+        "chosen face. Cost: none."
+    },
+    "face_x": {"tooltip": "With face = point: x of a point on the chosen face, in pixels of the first frame "
+               "(Detect Faces' preview shows the faces). The face holding the point, else the nearest, is followed."},
+    "face_y": {"tooltip": "With face = point: y of a point on the chosen face, in pixels of the first frame."},
 }
 """The face widgets' tooltips that say more than the option's help, for every node that has them."""
 
@@ -53,8 +63,24 @@ def _interruptible(frames: Iterator[Frame]) -> Iterator[Frame]:
         yield frame
 
 
-def _preview(images: torch.Tensor, faces: list[FaceFrame], every_frame: bool) -> torch.Tensor:
-    """The frames with their boxes drawn (all of them, or just the first to save memory)."""
+class _RecordingTracker(FaceTracker):
+    """A tracker that keeps the faces it was given per frame (None: a frame not detected), so
+    the preview can show the faces that were not chosen (a few boxes per frame: small)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.found: list[list[Detection] | None] = []
+
+    def push(self, detections: list[Detection] | None) -> list[FaceFrame]:
+        self.found.append(detections)
+        return super().push(detections)
+
+
+def _preview(
+    images: torch.Tensor, faces: list[FaceFrame], every_frame: bool, found: list[list[Detection] | None] | None = None
+) -> torch.Tensor:
+    """The frames with their boxes drawn (all of them, or just the first to save memory): the
+    chosen face's, and the other detected faces' (``found`` per frame) thin in grey."""
     count = len(faces) if every_frame else 1
     hint = "Turn preview off (the face track does not need it)."
     problem = memory_problem(count, int(images.shape[1]), int(images.shape[2]), hint)
@@ -62,7 +88,8 @@ def _preview(images: torch.Tensor, faces: list[FaceFrame], every_frame: bool) ->
         raise InputError(f"Not drawing the preview: {problem}")
     out = torch.empty((count, *images.shape[1:3], 3), dtype=torch.float32)
     for index in range(count):
-        drawn = draw_face(frame_at(images, index), faces[index])
+        others = found[index] if found is not None and index < len(found) else None
+        drawn = draw_face(frame_at(images, index), faces[index], others or ())
         out[index] = torch.from_numpy(drawn).to(torch.float32).div_(255.0)
     return out
 
@@ -76,10 +103,6 @@ class DetectFaces(io.ComfyNode):
                 "tooltip": "Frames without a face: passthrough leaves them untouched, hold reuses the last box, "
                 "interpolate draws a line between the boxes around the gap (up to 25 frames), fail stops "
                 "with an error naming the frame."
-            },
-            "face": {
-                "tooltip": "Several faces in a frame: the largest, the face_index-th from the left, or the one "
-                "closest to the previous frame's face."
             },
             "smoothing": {
                 "tooltip": "steady: a line fit over 6 past and 4 next frames that follows real moves at once "
@@ -107,8 +130,10 @@ class DetectFaces(io.ComfyNode):
                 "Find the face to re-sync in every frame: detect, choose one face, pad, smooth the boxes (steady: "
                 "no jitter on a still head and no lag on a moving one; or the original Wav2Lip's 5-frame mean), "
                 "and fill frames without a face by the missing-face policy. "
-                "Outputs the face track (one box or none per frame) and a preview with the boxes drawn "
-                "(green: detected, orange: filled in, red dots: landmarks)."
+                "Several people: one is picked (the largest, the n-th from the left, or the one at a point) and "
+                "followed by position and size. Outputs the face track (one box or none per frame) and a preview "
+                "with the chosen face's box drawn thick (green: detected, orange: filled in, red dots: landmarks) "
+                "and the other faces thin in grey."
             ),
             inputs=[
                 io.Image.Input("images", tooltip="The video frames (an IMAGE batch)."),
@@ -121,6 +146,8 @@ class DetectFaces(io.ComfyNode):
                     tooltip="Draw the boxes on every frame (a second IMAGE batch as large as the input); off: "
                     "the preview is only the first frame, which saves that memory on long clips.",
                 ),
+                # added later: optional, after every older input, so saved workflows keep their values
+                *cls.USES.inputs(FaceOptions, ("face_point",), optional=True),
             ],
             outputs=[
                 FACES.Output(display_name="faces", tooltip="The face track: one box (or none) per frame."),
@@ -138,7 +165,7 @@ class DetectFaces(io.ComfyNode):
             track = FaceTrack(tuple(faces), (height, width), detector="fixed box")
             return io.NodeOutput(track, _preview(images, faces, bool(preview)))
         finder = create_detector(opts.detector, models_dir=_host.detector_models_dir())
-        tracker = FaceTracker(
+        tracker = _RecordingTracker(
             (height, width),
             pads=opts.pads,
             smooth_window=opts.smooth_window,
@@ -146,6 +173,7 @@ class DetectFaces(io.ComfyNode):
             choice=opts.face_choice,
             face_index=opts.face_index,
             missing=opts.missing_face,
+            point=opts.face_point,
         )
         progress = _host.progress_bar(count)
         faces: list[FaceFrame] = []
@@ -154,4 +182,4 @@ class DetectFaces(io.ComfyNode):
             faces.append(found)
             progress(len(faces), count)
         track = FaceTrack(tuple(faces), (height, width), detector=finder.name)
-        return io.NodeOutput(track, _preview(images, faces, bool(preview)))
+        return io.NodeOutput(track, _preview(images, faces, bool(preview), tracker.found))

@@ -118,6 +118,7 @@ class LipSyncVideo(io.ComfyNode):
                 *cls.USES.inputs(CompositeOptions, ("resample",), optional=True),
                 *cls.USES.inputs(SourceOptions, ("frame_load_cap", "skip_first_frames", "select_every_nth"),
                                  optional=True),
+                *cls.USES.inputs(FaceOptions, ("face_point",), optional=True),
             ],
             outputs=[
                 io.Video.Output(display_name="video", tooltip="The saved lip-synced video."),

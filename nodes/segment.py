@@ -139,6 +139,7 @@ class RevoiceSegment(io.ComfyNode):
                 ), optional=True),
                 *cls.USES.inputs(SyncOptions, optional=True),
                 *cls.USES.inputs(RunOptions, ("batch_size",), optional=True),
+                *cls.USES.inputs(FaceOptions, ("face_point",), optional=True),
             ],
             outputs=[
                 io.Video.Output(display_name="video", tooltip="The saved video with the range re-voiced."),

@@ -75,7 +75,7 @@ PADS = (0, 10, 0, 0)
 
 Detections = list[list[Detection]]
 DEFAULTS = LipSyncOptions()
-DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.detect_every})"
+DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.faces.detect_every})"
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -393,6 +393,114 @@ def min_db(values: Sequence[float]) -> float:
     return float(min(values)) if values else math.nan
 
 
+# --- the whole mouth (issue #11) ---------------------------------------------------------------
+
+
+CORE_ROWS, CORE_COLUMNS = (0.6, 0.95), (0.25, 0.75)
+"""The central mouth region the issue measures: rows 0.6-0.95 of the box, the central half."""
+
+
+def core_region(box: Box) -> tuple[slice, slice]:
+    """Frame pixels of the central mouth region of ``box`` (every row/column it touches)."""
+    r0, r1 = math.floor(CORE_ROWS[0] * box.height), math.ceil(CORE_ROWS[1] * box.height)
+    c0, c1 = math.floor(CORE_COLUMNS[0] * box.width), math.ceil(CORE_COLUMNS[1] * box.width)
+    return slice(box.top + r0, box.top + r1), slice(box.left + c0, box.left + c1)
+
+
+@dataclass
+class MouthRun:
+    coverage_marks: list[float]
+    """Per frame: the least mask weight over the central mouth region, landmark mask."""
+    coverage_box: list[float]
+    """The same with a box-only mask (no landmarks)."""
+    core_vs_reference: list[float]
+    """Per frame: correlation of the default output's mouth core with the reference paste's, on
+    the same frame, box and generated face."""
+    core_vs_input: list[float]
+    """Per frame: correlation of the default output's mouth core with the input frame's (how much
+    of the original mouth still shows; a ghost raises it)."""
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
+
+
+def mouth_run(frames: Sequence[Frame], faces: Sequence[FaceFrame], pred: np.ndarray) -> MouthRun:
+    """The mask-coverage and mouth-core figures of the default mode on ``frames``."""
+    run = MouthRun([], [], [], [])
+    pred_u8 = to_uint8_reference(pred)
+    for i, (frame, face) in enumerate(zip(frames, faces)):
+        box = face.box
+        assert box is not None
+        local = None if face.landmarks is None else face.landmarks - np.array([box.left, box.top], np.float32)
+        rows, cols = core_region(box)
+        inner = (slice(rows.start - box.top, rows.stop - box.top), slice(cols.start - box.left, cols.stop - box.left))
+        run.coverage_marks.append(float(mouth_mask(box.height, box.width, local)[inner].min()))
+        run.coverage_box.append(float(mouth_mask(box.height, box.width, None)[inner].min()))
+        ours, _ = paste_mouth(frame, pred[i], box, face.landmarks)
+        reference = paste_reference(frame, pred_u8[i], box)
+        run.core_vs_reference.append(_correlation(ours[rows, cols], reference[rows, cols]))
+        run.core_vs_input.append(_correlation(ours[rows, cols], frame[rows, cols]))
+    return run
+
+
+def print_mouth(mouth: dict[tuple[str, str], MouthRun]) -> None:
+    print("\n# The whole mouth: central mouth region = rows 0.6-0.95 of the box x its central half")
+    print("mask coverage: least mask weight in the region (landmark / box-only mask); mouth core: correlation of")
+    print("the default output there with the reference paste on the same frames and boxes (and with the input)")
+    print(f"{'clip':8s} {'network':17s} | {'coverage, landmarks':>20s} | {'coverage, box only':>18s} | "
+          f"{'core vs reference: mean / worst':>31s} | core vs input")
+    for (clip, net_name), m in mouth.items():
+        print(f"{clip:8s} {net_name:17s} | {min(m.coverage_marks):20.3f} | {min(m.coverage_box):18.3f} | "
+              f"{np.mean(m.core_vs_reference):14.3f} / {min(m.core_vs_reference):14.3f} | "
+              f"{np.mean(m.core_vs_input):.3f}")
+
+
+TWO_FACES = SHARED / "cases" / "two_faces_similar_size" / "two_faces.mp4"
+
+
+@dataclass
+class SpeakerFigures:
+    frames: int
+    switches_largest: int
+    """Changes of person from frame to frame when the largest face of each frame is taken."""
+    switches_ours: int
+    """The same for the default choice (the person picked at the start, followed)."""
+    without_face: int
+    """Frames where the default choice gave no face."""
+
+
+def _switches(sides: Sequence[bool]) -> int:
+    return int(sum(a != b for a, b in zip(sides, sides[1:])))
+
+
+def speaker_section() -> SpeakerFigures | None:
+    """Two people of nearly equal size whose sizes swap every 12 frames (the shared case)."""
+    print("\n# One speaker: cases/two_faces_similar_size (two faces, the larger swaps every 12 frames)")
+    if not TWO_FACES.is_file():
+        print(f"  (skipped: {TWO_FACES} is absent)")
+        return None
+    frames = list(iter_frames(TWO_FACES))
+    dets = timed("detect two faces", lambda: detect_all(frames))
+    width = frames[0].shape[1]
+    largest = [max(d, key=lambda x: x.area).center[0] < width / 2 for d in dets if d]
+    tracker = FaceTracker(frames[0].shape[:2], pads=PADS, smoothing="steady", choice=DEFAULTS.faces.face_choice)
+    faces = [f for d in dets for f in tracker.push(d)] + tracker.flush()
+    ours = [(f.box.left + f.box.right) / 2 < width / 2 for f in faces if f.box is not None]
+    figures = SpeakerFigures(len(frames), _switches(largest), _switches(ours), len(faces) - len(ours))
+    print(f"person switches: the largest face of each frame {figures.switches_largest}; the default choice "
+          f"{figures.switches_ours} ({figures.without_face} of {figures.frames} frames without a face)")
+    return figures
+
+
+def speaker_checks(figures: SpeakerFigures | None) -> list[tuple[str, bool]]:
+    if figures is None:
+        return []
+    label = (f"two faces of similar size: the default choice keeps one person in every frame ({figures.switches_ours} "
+             f"switches, {figures.without_face} frames without a face; per-frame largest: {figures.switches_largest})")
+    return [(label, figures.switches_ours == 0 and figures.without_face == 0)]
+
+
 # --- resampler -------------------------------------------------------------------------------
 
 
@@ -476,7 +584,7 @@ def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool
         "steady, every 2nd frame": track_figures(tracking, size, "steady", every=2),
         "steady, every 3rd frame": track_figures(tracking, size, "steady", every=3),
     }
-    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.detect_every)
+    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.faces.detect_every)
     for name, f in figures.items():
         print(track_row(name, f))
     if sweep:
@@ -491,7 +599,7 @@ NETWORKS = ("random weights", "identity network", "tinted identity")
 
 def composite_section(
     clips: dict[str, list[Frame]], tracking: dict[str, Clip], checkpoint: str
-) -> dict[tuple[str, str, str], CompositeRun]:
+) -> tuple[dict[tuple[str, str, str], CompositeRun], dict[tuple[str, str], MouthRun]]:
     from lipsync.models.wav2lip.generator import load_generator
 
     print("\n# Compositing (frames in memory, before encoding)")
@@ -501,14 +609,17 @@ def composite_section(
     mel = melspectrogram(to_model_rate(load_audio(MEDIA / "speech_espeak_16k_5s.wav")))
     dets = {"closeup": tracking["moving"].dets, "full": tracking["moving_small"].dets}
     results: dict[tuple[str, str, str], CompositeRun] = {}
+    mouth: dict[tuple[str, str], MouthRun] = {}
     for clip, frames in clips.items():
         windows = mel_windows(mel, FPS, len(frames))
-        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
+        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.faces.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
         crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
         for net_name, net in nets.items():
             ours = predict(net, windows, crops["steady"], 8)
             ref = predict(net, windows, crops["reference"], 8)
             results[(clip, net_name, "default (mouth)")] = composite_run(frames, tracks["steady"], ours, "mouth")
+            if net_name != "tinted identity":
+                mouth[(clip, net_name)] = mouth_run(frames, tracks["steady"], ours)
             results[(clip, net_name, "reference")] = composite_run(frames, tracks["reference"], ref, "reference")
             if net_name != "identity network":
                 results[(clip, net_name, "mouth + lab colour")] = composite_run(
@@ -521,7 +632,8 @@ def composite_section(
         seam, around = float(np.mean(r.seam)), float(np.mean(r.around))
         print(f"{clip:8s} {net_name:17s} {mode:20s} | {mean_db(r.upper):>26s} | {mean_db(r.background):>16s} | "
               f"{seam:5.2f} / {around:5.2f} = {seam / around:4.2f}      | {np.mean(r.colour_step):5.1f} levels")
-    return results
+    print_mouth(mouth)
+    return results, mouth
 
 
 Scores = dict[str, tuple[float, float]]
@@ -531,11 +643,25 @@ def resampler_section(clips: dict[str, list[Frame]], tracking: dict[str, Clip]) 
     print("\n# Resampler: the face box shrunk to 96x96 (as the network sees it) and grown back; lower half of the box")
     rows = {}
     for clip, name in (("closeup", "moving"), ("full", "moving_small")):
-        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.detect_every)
+        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.faces.detect_every)
         rows[clip] = resampler_figures(clips[clip], faces)
         cells = "  ".join(f"{k}: {db:.2f} dB, sharpness {sharp:.2f}" for k, (db, sharp) in rows[clip].items())
         print(f"{clip:8s} {cells}")
     return rows
+
+
+def mouth_checks(mouth: dict[tuple[str, str], MouthRun]) -> list[tuple[str, bool]]:
+    """Issue #11's targets for the whole mouth."""
+    checks = []
+    for (clip, net_name), m in mouth.items():
+        worst = min(min(m.coverage_marks), min(m.coverage_box))
+        label = (f"{clip}/{net_name}: mask weight >= 0.99 over the central mouth region, landmark and box-only "
+                 f"masks (worst {min(m.coverage_marks):.3f} / {min(m.coverage_box):.3f})")
+        checks.append((label, worst >= 0.99))
+        label = (f"{clip}/{net_name}: mouth core correlates >= 0.95 with the reference paste on the same frames "
+                 f"(worst frame {min(m.core_vs_reference):.3f})")
+        checks.append((label, min(m.core_vs_reference) >= 0.95))
+    return checks
 
 
 def target_checks(
@@ -586,10 +712,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     clips = {k: list(iter_frames(MEDIA / v, frame_load_cap=args.frames)) for k, v in CLIPS.items()}
     tracking = tracking_clips(clips, args.frames)
     figures = steady_section(tracking, clips["closeup"][0].shape[:2], not args.no_sweep)
-    results = composite_section(clips, tracking, args.checkpoint)
+    results, mouth = composite_section(clips, tracking, args.checkpoint)
     resampling = resampler_section(clips, tracking)
-    print("\n# Targets (issue #5)")
-    checks = target_checks(results, figures, resampling)
+    speaker = speaker_section()
+    print("\n# Targets (issues #5 and #11)")
+    checks = target_checks(results, figures, resampling) + mouth_checks(mouth) + speaker_checks(speaker)
     for label, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {label}")
     return 0 if all(ok for _, ok in checks) else 1

@@ -9,7 +9,8 @@ group. The mapping from a field:
 - ``bool``: a switch (``store_true``); a bool whose default is True needs a ``flag`` such as
   ``--no-overlap`` and is ``store_false``;
 - ``metadata["choices"]`` (a ``Literal``): those choices;
-- ``Box | None`` and ``tuple[int, int, int, int]``: four ints TOP BOTTOM LEFT RIGHT;
+- ``Box | None`` and ``tuple[int, int, int, int]``: four ints TOP BOTTOM LEFT RIGHT; any other
+  tuple of ints (``face_point``): that many ints, named by ``metadata["metavar"]``;
 - ``int``, ``float``, ``str`` and their ``| None``: typed values;
 - the default is the dataclass default (set on the parser, shown in the help), never written here.
 
@@ -74,8 +75,8 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _is_box_tuple(tp: Any) -> bool:
-    return get_origin(tp) is tuple and get_args(tp) == (int, int, int, int)
+def _is_int_tuple(tp: Any) -> bool:
+    return get_origin(tp) is tuple and len(get_args(tp)) > 0 and all(a is int for a in get_args(tp))
 
 
 def _shown(default: Any) -> str | None:
@@ -114,8 +115,11 @@ def _argument(f: Field[Any], tp: Any) -> tuple[list[str], dict[str, Any]]:
         kw["metavar"] = meta["metavar"]
     if meta.get("choices") is not None:
         kw["choices"] = choices(meta["choices"])
-    elif base is Box or _is_box_tuple(base):
+    elif base is Box:
         kw.update(nargs=4, type=int, metavar=meta.get("metavar", _BOX_METAVAR))
+    elif _is_int_tuple(base):
+        count = len(get_args(base))
+        kw.update(nargs=count, type=int, metavar=meta.get("metavar", _BOX_METAVAR if count == 4 else "N"))
     elif base in (int, float, str):
         kw["type"] = base
         kw.setdefault("metavar", _METAVARS.get(base))
@@ -161,7 +165,7 @@ def _value(tp: Any, value: Any) -> Any:
         return None
     if base is Box:
         return Box(*value)
-    if _is_box_tuple(base):
+    if _is_int_tuple(base):
         return tuple(value)
     if optional and base in (int, float) and value == 0:
         return None  # an optional number's 0 means "not set" (its help says so; node widgets cannot be empty)

@@ -25,7 +25,18 @@ from ..composite import paste
 from ..errors import InputError
 from ..models.base import CropSpec, Generator, crop_faces
 from ..options import CompositeOptions
-from ..types import Blend, ColorMatch, CompositeMode, FaceFrame, Frame, LengthPolicy, MelWindows, choices
+from ..types import (
+    Blend,
+    Box,
+    ColorMatch,
+    CompositeMode,
+    Detection,
+    FaceFrame,
+    Frame,
+    LengthPolicy,
+    MelWindows,
+    choices,
+)
 
 __all__ = [
     "FaceTrack",
@@ -203,20 +214,37 @@ def composite_face(
 _DETECTED = (0, 220, 0)
 _FILLED = (255, 160, 0)
 _LANDMARK = (255, 0, 0)
+_OTHER = (150, 150, 150)
 
 
-def draw_face(frame: Frame, face: FaceFrame) -> Frame:
-    """A copy of ``frame`` with the face box drawn (green: detected, orange: filled in by the
-    missing-face policy) and the five landmarks as red dots."""
+def draw_face(frame: Frame, face: FaceFrame, others: Sequence[Detection] = ()) -> Frame:
+    """A copy of ``frame`` with the chosen face's box drawn thick (green: detected, orange: filled
+    in by the missing-face policy) with its five landmarks as red dots, and the boxes of the
+    ``others`` (the detector's faces in this frame that are not the chosen one: any that overlaps
+    the chosen box by less than half) thin in grey."""
     out = np.ascontiguousarray(frame).copy()
+    thickness = max(1, round(max(out.shape[:2]) / 300))
     box = face.box
+    for det in others:
+        if box is not None and _overlap(det, box) >= 0.5:
+            continue
+        corners = np.array([det.x1, det.y1, det.x2, det.y2], np.float64)
+        if np.isfinite(corners).all():
+            x1, y1, x2, y2 = (round(float(v)) for v in corners)
+            cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), _OTHER, 1)
     if box is None:
         return out
-    thickness = max(1, round(max(out.shape[:2]) / 300))
     color = _DETECTED if face.detected else _FILLED
-    cv2.rectangle(out, (box.left, box.top), (box.right - 1, box.bottom - 1), color, thickness)
+    cv2.rectangle(out, (box.left, box.top), (box.right - 1, box.bottom - 1), color, thickness * 2)
     if face.landmarks is not None:
         for x, y in np.asarray(face.landmarks).reshape(-1, 2):
             if np.isfinite(x) and np.isfinite(y):
                 cv2.circle(out, (round(float(x)), round(float(y))), thickness + 1, _LANDMARK, -1)
     return out
+
+
+def _overlap(det: Detection, box: Box) -> float:
+    """The part of the detection's area that lies inside ``box`` (0-1)."""
+    w = min(det.x2, box.right) - max(det.x1, box.left)
+    h = min(det.y2, box.bottom) - max(det.y1, box.top)
+    return max(w, 0.0) * max(h, 0.0) / max(det.area, 1e-6)

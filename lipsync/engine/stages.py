@@ -146,6 +146,7 @@ def face_tracker(frame_size: tuple[int, int], faces: FaceOptions) -> FaceTracker
         face_index=faces.face_index,
         missing=faces.missing_face,
         smoothing=faces.smoothing,
+        point=faces.face_point,
     )
 
 

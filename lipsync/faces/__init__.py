@@ -2,7 +2,7 @@
 
 ``create_detector`` builds a detector (``auto`` picks the best one available offline);
 ``FaceTracker`` turns per-frame detections into padded, smoothed boxes exactly as the reference
-Wav2Lip does, streaming; ``run_detection`` ties the two over an iterable of frames;
+Wav2Lip does, streaming, following one person when there are several (``speaker.SpeakerLock``); ``run_detection`` ties the two over an iterable of frames;
 ``fixed_box_track`` is the reference's ``--box`` (no detection).
 """
 

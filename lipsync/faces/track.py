@@ -4,8 +4,9 @@ The reference (Wav2Lip's inference.py) pads each detected box, then smooths the 
 whole clip with a 5-frame moving mean (``lipsync.faces.smooth.smooth_boxes_reference``). This module reproduces that
 exactly, but frame by frame, so a long video never has to be held in memory:
 
-1. choice: several faces -> one (largest / index-th from the left / closest to the last one),
-   padded and clipped as in the reference;
+1. choice: one person is picked (the largest face at the start, the index-th from the left, or
+   the face at a point) and followed by ``lipsync.faces.speaker.SpeakerLock``; their box is
+   padded and clipped as in the reference (frames where that person is not found have no face);
 2. skipped frames (the caller detects only every k-th frame and pushes None in between) are
    filled by linear interpolation between the sampled frames around them;
 3. smoothing over each run of frames with a box (a frame without a face ends the run: a missing
@@ -29,6 +30,7 @@ import numpy.typing as npt
 from ..errors import FaceNotFoundError, InputError
 from ..types import Box, Detection, FaceChoice, FaceFrame, MissingFacePolicy, choices
 from .smooth import Smoothing, SteadyParams, SteadySmoother, smooth_boxes_reference
+from .speaker import SpeakerLock, SpeakerParams
 
 __all__ = ["FaceTracker"]
 
@@ -83,6 +85,10 @@ class FaceTracker:
     ``smoothing`` is ``reference`` (the original's 5-frame mean, exactly) by default here, so the
     tracker alone reproduces the reference; the pipeline's default is ``steady``. With either,
     ``smooth_window=1`` turns smoothing off.
+
+    ``choice``, ``face_index`` and ``point`` (x, y in pixels of the first frame, with
+    ``choice="point"``) pick the person; ``speaker`` holds the gates that keep following them
+    (``lipsync.faces.speaker``). With one face per frame every face is followed, as the reference.
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class FaceTracker:
         max_gap: int = 25,
         smoothing: Smoothing = "reference",
         steady: SteadyParams | None = None,
+        point: tuple[float, float] = (0.0, 0.0),
+        speaker: SpeakerParams | None = None,
     ) -> None:
         _check_options(frame_size, pads, smooth_window, choice, face_index, missing, max_gap)
         if smoothing not in choices(Smoothing):
@@ -111,7 +119,7 @@ class FaceTracker:
         self._pushed = 0
         self._emitted = 0
         # stage 1 (choice, skipped frames)
-        self._prev_center: tuple[float, float] | None = None
+        self._lock = SpeakerLock(choice, self.face_index, point, speaker)
         self._prev_sample: _Item | None = None
         self._skipped: list[int] = []
         # stage 2 (smoothing of the current run)
@@ -136,7 +144,7 @@ class FaceTracker:
         if detections is None:
             self._skipped.append(index)
             return []
-        box, marks = self._choose(detections)
+        box, marks = self._choose(index, detections)
         if box is None and self.missing == "fail":
             raise _not_found(index)
         current = _Item(index, box, marks, True)
@@ -159,7 +167,7 @@ class FaceTracker:
             self._gap.clear()
         self._emitted += len(out)
         self._prev_sample = None
-        self._prev_center = None
+        self._lock.reset()
         self._last = None
         self._gap_overflow = False
         return out
@@ -179,8 +187,8 @@ class FaceTracker:
             return None
         return np.array([x1, y1, x2, y2], dtype=np.int64)
 
-    def _choose(self, detections: Sequence[Detection]) -> tuple[IntBox | None, Landmarks | None]:
-        """The face to follow in this frame, padded; (None, None) when there is none."""
+    def _choose(self, index: int, detections: Sequence[Detection]) -> tuple[IntBox | None, Landmarks | None]:
+        """The chosen person's face in this frame, padded; (None, None) when it is not there."""
         padded: list[tuple[Detection, IntBox]] = []
         for det in detections:
             if not np.isfinite([det.x1, det.y1, det.x2, det.y2]).all():
@@ -188,22 +196,10 @@ class FaceTracker:
             box = self._pad(det)
             if box is not None:  # a face entirely outside the frame is no face
                 padded.append((det, box))
-        if not padded:
+        found = self._lock.pick(index, [det for det, _ in padded])
+        if found is None:
             return None, None
-        if self.choice == "index":
-            ordered = sorted(padded, key=lambda pair: pair[0].center[0])
-            if self.face_index >= len(ordered):
-                return None, None
-            det, box = ordered[self.face_index]
-        elif self.choice == "closest" and self._prev_center is not None:
-            px, py = self._prev_center
-            det, box = min(
-                padded,
-                key=lambda pair: (pair[0].center[0] - px) ** 2 + (pair[0].center[1] - py) ** 2,
-            )
-        else:
-            det, box = max(padded, key=lambda pair: pair[0].area)
-        self._prev_center = det.center
+        det, box = padded[found]
         marks = None
         if det.landmarks is not None:
             marks = np.asarray(det.landmarks, np.float32).reshape(5, 2)

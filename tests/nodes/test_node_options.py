@@ -138,7 +138,10 @@ def test_option_inputs_map_each_field_to_a_widget_and_back(host) -> None:
     box_type = pack_module(host, "lipsync.types").Box
     faces = {i.id: i for i in options.option_inputs(lib.FaceOptions)}
     assert [faces[f"pad_{side}"].default for side in ("top", "bottom", "left", "right")] == [0, 10, 0, 0]
-    assert faces["fixed_box"].default == "" and faces["face"].options == ["largest", "index", "closest"]
+    assert faces["fixed_box"].default == "" and faces["face"].options == ["largest", "index", "closest", "point"]
+    assert (faces["face_x"].default, faces["face_y"].default) == (0, 0)
+    point = options.options_from_inputs(lib.FaceOptions, {"face": "point", "face_x": 470, "face_y": 200})
+    assert (point.face_choice, point.face_point) == ("point", (470, 200))
     assert faces["detect_every"].min == 1 and faces["detect_every"].max == 100
     assert faces["face_index"].tooltip == "With face choice index: 0 = the leftmost face."
     chosen = options.options_from_inputs(lib.FaceOptions, {"pad_left": 4, "fixed_box": "1, 9, 2, 8", "face": "index"})
