@@ -205,11 +205,13 @@ class FaceFrame:
 
 @dataclass(frozen=True)
 class Waveform:
-    """Audio samples as float32 (channels, samples) at their own rate."""
+    """Audio samples as float32 (channels, samples) at their own rate. ``notes``: what placing
+    the file's sound on its timeline did (``lipsync.media.audio.describe_placement``)."""
 
     samples: npt.NDArray[np.float32]
     sample_rate: int
     source: str = field(default="<array>")
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def channels(self) -> int:

@@ -52,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
                    "current folder)")
     p.add_argument("--no-zip", action="store_true", help="do not write the zip")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per item")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print, per item, one line saying what was seen in its inputs (the report always has it)")
     return p
 
 
@@ -107,6 +109,8 @@ def main(argv: Sequence[str]) -> int:
         generator = load_model(opts.model)
         batch = run_batch(items, args.output, generator, opts, on_item_start=say, make_zip=not args.no_zip)
     for r in batch.items:
+        if args.verbose and r.seen:
+            print(f"seen: item {r.item}: {r.seen}", file=sys.stderr)
         if r.status == "failed":
             print(f"failed: item {r.item} ({r.video}, {r.audio}): {r.error}", file=sys.stderr)
         elif r.attempts > 1:

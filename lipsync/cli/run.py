@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("audio", help="audio file (wav, mp3, flac, m4a, ogg, opus, or a video's audio track)")
     p.add_argument("-o", "--output", required=True, help="output file: .mp4 (H.264 + AAC), or .mkv with --lossless")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print one line saying what was seen in the inputs (size, pixel shape, colour, HDR, "
+                   "where the sound starts, the chosen speaker)")
     return p
 
 
@@ -78,6 +81,8 @@ def main(argv: Sequence[str]) -> int:
             result = lipsync_video(args.video, args.audio, output, generator, opts, progress=bar)
         finally:
             bar.close()
+    if args.verbose:
+        print(f"seen: {result.summary}", file=sys.stderr)
     for warning in _warnings(result):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:

@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
                    help="audio crossfade at each join in milliseconds (default: %(default)g)")
     p.add_argument("--ramp-frames", type=int, default=DEFAULT_RAMP_FRAMES,
                    help="frames over which the new mouth fades in and out at the joins (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print one line saying what was seen in the inputs (size, pixel shape, colour, HDR, "
+                   "where the sound starts, the chosen speaker)")
     return p
 
 
@@ -50,6 +53,8 @@ def main(argv: Sequence[str]) -> int:
         args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
         crossfade_ms=args.crossfade_ms, ramp_frames=args.ramp_frames,
     )
+    if args.verbose:
+        print(f"seen: {result.summary}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {result.output}: frames {result.first_frame}–{result.end_frame - 1} of {result.frames} re-synced "

@@ -187,7 +187,9 @@ def _run_on_workers(
                     try:
                         os.replace(staged, out / item.output_name)
                         res.status, res.output = "done", item.output_name
-                        res.frames, res.duration, res.warnings = outcome.value
+                        done = outcome.value
+                        res.frames, res.duration = done.frames, done.duration
+                        res.warnings, res.seen = list(done.warnings), done.summary
                     except OSError as exc:
                         res.status = "failed"
                         res.error = (f"worker {outcome.worker} on {outcome.node} made it, but the driver cannot move it "

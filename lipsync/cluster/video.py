@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..engine.lipsync import LipSyncResult, PreparedAudio, plan_job, prepare_audio
-from ..engine.stages import buffer_sizes, track_detections
+from ..engine.stages import buffer_sizes, face_tracker, track_detections
+from ..engine.summary import describe_inputs
 from ..errors import LipSyncError
 from ..faces import fixed_box_track
 from ..media.join import join_parts
+from ..media.video import picture_changes
 from ..options import ClusterOptions, LipSyncOptions
 from ..types import Waveform
 from ._ray import connect, library_fingerprint, worker_count
@@ -113,7 +115,7 @@ def lipsync_video_on_cluster(
                         running = sum(d for key, (d, _) in board.items() if key.startswith("r") and int(key[1:]) not in parts)
                         progress(min(total, done_frames + running), total)
 
-                faces = _faces(pool, plan, opts, ranges, moved, should_stop)
+                faces, speaker = _faces(pool, plan, opts, ranges, moved, should_stop)
                 if detecting:
                     done_frames = plan.frames
                 with_face = 0
@@ -142,21 +144,23 @@ def lipsync_video_on_cluster(
             remove_attempt(path)
     if progress is not None:
         progress(total, total)
-    warnings = []
+    warnings = picture_changes(plan.info, lossless=opts.encode.lossless)
     if with_face == 0:
         warnings.append(f"no face was found in any frame of {Path(plan.video).name}, so the output is the video "
                         "unchanged with the new audio; check that the face is visible and upright, or give a fixed face box.")
     return LipSyncResult(output=final, frames=frames, fps=plan.fps, duration=float(frames / plan.fps),
                          frames_with_face=with_face, detector="fixed box" if not detecting else opts.faces.detector,
-                         seconds=time.perf_counter() - t0, warnings=warnings)
+                         seconds=time.perf_counter() - t0, warnings=warnings,
+                         summary=describe_inputs(plan.info, prepared.notes, speaker))
 
 
 def _faces(pool: Pool, plan: Any, opts: LipSyncOptions, ranges: list[tuple[int, int]],
-           moved: Callable[[dict[str, tuple[int, int]]], None], should_stop: Callable[[], bool] | None) -> list[Any]:
+           moved: Callable[[dict[str, tuple[int, int]]], None],
+           should_stop: Callable[[], bool] | None) -> tuple[list[Any], str]:
     """The tracked face of every frame: a fixed box, or detection on the workers per range and
-    the engine's tracker over all of it here."""
+    the engine's tracker over all of it here; and who was followed (for the summary)."""
     if opts.faces.box is not None:
-        return [fixed_box_track(opts.faces.box, plan.size)] * plan.frames
+        return [fixed_box_track(opts.faces.box, plan.size)] * plan.frames, "fixed box"
     found: dict[int, list[Any]] = {}
 
     def detected(t: Task, outcome: Outcome) -> None:
@@ -168,4 +172,6 @@ def _faces(pool: Pool, plan: Any, opts: LipSyncOptions, ranges: list[tuple[int, 
              for k, (a, b) in enumerate(ranges)]
     pool.run(tasks, detected, on_progress=moved, should_stop=should_stop)
     detections = chain.from_iterable(found[k] for k in range(len(ranges)))
-    return list(track_detections(detections, plan.size, opts.faces))
+    tracker = face_tracker(plan.size, opts.faces)
+    tracked = list(track_detections(detections, plan.size, opts.faces, tracker))
+    return tracked, tracker.speaker_report.describe()

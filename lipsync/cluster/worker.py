@@ -138,11 +138,11 @@ class Worker:
 
     def run_item(self, key: str, item: Any, audio: Any, audio_key: str, staged: str,
                  metadata: dict[str, str] | None) -> Outcome:
-        """Make one batch item at ``staged``: (frames, duration, warnings). ``audio``: the item's voice (a
+        """Make one batch item at ``staged``: its ``LipSyncResult``. ``audio``: the item's voice (a
         path, or a Waveform sent once through the object store), prepared once per ``audio_key``."""
         from ..engine.batch.run import reason, render_item
 
-        def work() -> tuple[int, float, list[str]]:
+        def work() -> Any:
             prepared = self.audio.get(audio, self.generator, key=audio_key)
             return render_item(item, Path(staged), self.generator, self.options, prepared, detector=self.detector,
                                progress=self._progress(key), should_stop=None, metadata=metadata)

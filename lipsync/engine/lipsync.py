@@ -33,11 +33,13 @@ from ..options import LipSyncOptions, RunOptions, default_of
 from ..restore import FaceRestorer, load_restorer
 from ..types import Detection, FaceFrame, LengthPolicy, VideoInfo, Waveform
 from ..faces import detect_frames
+from .summary import describe_inputs
 from .stages import (
     Generating,
     buffer_sizes,
     composite,
     displayed,
+    face_tracker,
     machine_sharing,
     numbered,
     output_fps,
@@ -77,6 +79,8 @@ class LipSyncResult:
     detector: str
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    summary: str = ""
+    """What was seen in the inputs, one line (``lipsync.engine.summary.describe_inputs``)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class PreparedAudio:
 
     features: AudioFeatures
     source: str | Waveform
+    notes: tuple[str, ...] = ()
+    """What placing the voice on its file's timeline did (``Waveform.notes``)."""
 
     @property
     def num_samples_16k(self) -> int:
@@ -99,7 +105,7 @@ def prepare_audio(audio: str | os.PathLike[str] | Waveform, generator: Generator
     wave = audio if isinstance(audio, Waveform) else audio_mod.load_audio(audio)
     wav16 = audio_mod.to_model_rate(wave)
     source: str | Waveform = wave if isinstance(audio, Waveform) else os.fspath(audio)
-    return PreparedAudio(features=generator.prepare_audio(wav16), source=source)
+    return PreparedAudio(features=generator.prepare_audio(wav16), source=source, notes=wave.notes)
 
 
 @dataclass(frozen=True)
@@ -203,8 +209,9 @@ def lipsync_video(
     else:
         if opts.faces.box is None and detector is None:
             detector = create_detector(opts.faces.detector, models_dir=opts.model.models_dir)
+        tracker = face_tracker(size, opts.faces)  # kept: it says who was followed
         tracked = track_faces(source_frames(video_path, opts.source, n_out, policy), size, opts.faces, detector,  # type: ignore[arg-type]
-                             info.sample_aspect_ratio)
+                             info.sample_aspect_ratio, tracker)
         items = islice(numbered(tracked), start, stop)
     device = generator.device
     if restorer is None and opts.restore.restore:
@@ -236,6 +243,10 @@ def lipsync_video(
             f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
             "with the new audio; check that the face is visible and upright, or give a fixed face box."
         )
+    if opts.faces.box is not None:
+        speaker = "fixed box"
+    else:
+        speaker = "faces given" if faces is not None else tracker.speaker_report.describe()
     return LipSyncResult(
         output=Path(output),
         frames=done,
@@ -246,4 +257,5 @@ def lipsync_video(
             "given faces" if faces is not None else getattr(detector, "name", "?")),
         seconds=time.perf_counter() - t0,
         warnings=warnings,
+        summary=describe_inputs(info, prepared.notes, speaker),
     )

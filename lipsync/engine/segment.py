@@ -39,6 +39,7 @@ from ..types import Frame, Waveform
 
 if TYPE_CHECKING:
     from ..faces import FaceDetector
+    from ..faces.track import FaceTracker
     from ..models.base import Generator
     from ..options import LipSyncOptions
     from .stages import Item
@@ -60,6 +61,8 @@ class SegmentResult:
     frames_with_face: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    summary: str = ""
+    """What was seen in the inputs, one line (``lipsync.engine.summary.describe_inputs``)."""
 
 
 def _match_format(wave: Waveform, rate: int, channels: int) -> np.ndarray:
@@ -135,7 +138,8 @@ def _original_audio(path: str, has_audio: bool, duration: float, like: Waveform)
 
 
 def _items(path: str, first: int, stop: int, size: tuple[int, int], opts: LipSyncOptions,
-           detector: FaceDetector | None, sar: Fraction = Fraction(1)) -> Iterator[Item]:
+           detector: FaceDetector | None, sar: Fraction = Fraction(1),
+           tracker: FaceTracker | None = None) -> Iterator[Item]:
     """Every frame of the video in order; only frames first … stop-1 are tracked (and re-synced)."""
     from ..media.video import iter_frames
     from .stages import NO_FACE, Item, numbered, track_faces
@@ -143,7 +147,7 @@ def _items(path: str, first: int, stop: int, size: tuple[int, int], opts: LipSyn
     frames: Iterator[Frame] = iter_frames(path)
     for index, frame in enumerate(islice(frames, first)):
         yield Item(index, frame, NO_FACE)
-    yield from numbered(track_faces(islice(frames, stop - first), size, opts.faces, detector, sar), first)
+    yield from numbered(track_faces(islice(frames, stop - first), size, opts.faces, detector, sar, tracker), first)
     for index, frame in enumerate(frames, stop):
         yield Item(index, frame, NO_FACE)
 
@@ -175,7 +179,8 @@ def revoice_segment(
     from ..options import LipSyncOptions
     from ..restore import load_restorer
     from .lipsync import prepare_audio
-    from .stages import Generating, buffer_sizes, composite, machine_sharing, run_stages
+    from .stages import Generating, buffer_sizes, composite, face_tracker, machine_sharing, run_stages
+    from .summary import describe_inputs
 
     t0 = time.perf_counter()
     opts = (options or LipSyncOptions()).resolved()
@@ -201,6 +206,7 @@ def revoice_segment(
     chunk_size, depth = buffer_sizes(opts, size)
     paste = composite(opts.composite)
     work = Generating(generator, features, fps, opts, restorer)
+    tracker = face_tracker(size, opts.faces)
 
     def write(item: Item) -> None:
         if first <= item.index < stop:
@@ -214,7 +220,7 @@ def revoice_segment(
         output, fps, audio=mixed, lossless=opts.encode.lossless, metadata=metadata, like=info
     ) as writer:
         written = run_stages(
-            _items(path, first, stop, size, opts, detector, info.sample_aspect_ratio), work, write,
+            _items(path, first, stop, size, opts, detector, info.sample_aspect_ratio, tracker), work, write,
             chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first, should_stop=should_stop,
             stopped=lambda d: f"Stopped after {d} frames; {name} was not written.",
             progress=None if progress is None else (lambda d: progress(d, max(total, d))),
@@ -223,7 +229,9 @@ def revoice_segment(
             raise InputError(f"{Path(path).name} has only {written} frames; the range starts at frame {first}.")
     if progress is not None:
         progress(written, written)
+    speaker = "fixed box" if opts.faces.box is not None else tracker.speaker_report.describe()
+    summary = describe_inputs(info, new.notes, speaker)
     return SegmentResult(Path(output), written, fps, first, min(stop, written), work.with_face, time.perf_counter() - t0,
-                         warnings)
+                         warnings, summary)
 
 

@@ -158,26 +158,28 @@ def displayed(detector: FaceDetector, sample_aspect_ratio: Fraction) -> FaceDete
 
 def track_faces(
     frames: Iterable[Frame], frame_size: tuple[int, int], faces: FaceOptions, detector: FaceDetector | None,
-    sample_aspect_ratio: Fraction = Fraction(1),
+    sample_aspect_ratio: Fraction = Fraction(1), tracker: FaceTracker | None = None,
 ) -> Iterator[tuple[Frame, FaceFrame]]:
     """Detect + track: each frame with the face to re-sync in it (a fixed ``faces.box``: no detection).
 
     Frames stay in stored pixels; with non-square pixels (``sample_aspect_ratio`` != 1, from
-    ``probe``) faces are detected on the picture as displayed (see ``displayed``)."""
+    ``probe``) faces are detected on the picture as displayed (see ``displayed``). ``tracker``:
+    one made by ``face_tracker`` for these options, to read its ``speaker_report`` after."""
     if faces.box is not None:
         face = fixed_box_track(faces.box, frame_size)
         return ((f, face) for f in frames)
     assert detector is not None
-    return run_detection(frames, displayed(detector, sample_aspect_ratio), face_tracker(frame_size, faces),
+    return run_detection(frames, displayed(detector, sample_aspect_ratio), tracker or face_tracker(frame_size, faces),
                          detect_every=faces.detect_every)
 
 
 def track_detections(
-    detections: Iterable[list[Detection] | None], frame_size: tuple[int, int], faces: FaceOptions
+    detections: Iterable[list[Detection] | None], frame_size: tuple[int, int], faces: FaceOptions,
+    tracker: FaceTracker | None = None,
 ) -> Iterator[FaceFrame]:
     """The tracking half of ``track_faces``: one FaceFrame per frame from each frame's detections
     (None: not sampled), in order, exactly as ``track_faces`` pairs them with the frames."""
-    tracker = face_tracker(frame_size, faces)
+    tracker = tracker or face_tracker(frame_size, faces)
     for found in detections:
         yield from tracker.push(found)
     yield from tracker.flush()

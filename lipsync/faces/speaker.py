@@ -43,12 +43,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..types import Detection, FaceChoice, choices
 
-__all__ = ["SpeakerLock", "SpeakerParams"]
+__all__ = ["SpeakerLock", "SpeakerParams", "SpeakerReport"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,40 @@ def _size(det: Detection) -> float:
     return max(math.sqrt(det.area), 1.0)
 
 
+@dataclass
+class SpeakerReport:
+    """What a ``SpeakerLock`` did, for people: the person was chosen in frame ``frame`` (None: no
+    face was ever seen) among ``faces`` faces, ``rank`` counted from the left (0 = leftmost), by
+    ``choice``; ``people`` distinct faces were seen in all; ``returns`` times the person was taken
+    back after being lost (a miss, or leaving and coming back)."""
+
+    choice: FaceChoice = "largest"
+    frame: int | None = None
+    faces: int = 0
+    rank: int = 0
+    box: tuple[int, int, int, int] | None = field(default=None, compare=False)
+    people: int = 0
+    returns: int = 0
+
+    def describe(self) -> str:
+        """One line, e.g. "the largest face at the start (frame 0: 2nd from the left of 2), kept;
+        2 faces seen, taken back 1 time after being lost"."""
+        if self.frame is None:
+            return "no face seen"
+        rule = {"largest": "the largest face at the start", "closest": "the largest face at the start",
+                "index": "the face at the chosen index", "point": "the face at the chosen point"}[self.choice]
+        text = f"{rule} (frame {self.frame}: {_ordinal(self.rank + 1)} from the left of {self.faces}), kept"
+        if self.people > 1:
+            text += f"; {self.people} faces seen"
+        if self.returns:
+            text += f", taken back {self.returns} time{'s' if self.returns > 1 else ''} after being lost"
+        return text
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 class SpeakerLock:
     """Picks one person and follows them: ``pick(index, detections)`` returns the position in
     ``detections`` of the chosen person's face in frame ``index``, or None when they are not in
@@ -124,6 +158,9 @@ class SpeakerLock:
         self.params = (params or SpeakerParams()).check()
         self._tracks: list[_Track] = []
         self._chosen: _Track | None = None
+        self._missed = False
+        self.report = SpeakerReport(choice)
+        """What was chosen and kept since the start (or the last ``reset``)."""
 
     @property
     def chosen(self) -> bool:
@@ -133,6 +170,8 @@ class SpeakerLock:
     def reset(self) -> None:
         self._tracks.clear()
         self._chosen = None
+        self._missed = False
+        self.report = SpeakerReport(self.choice)
 
     def pick(self, index: int, detections: Sequence[Detection]) -> int | None:
         """The position of the chosen person's face among ``detections`` in frame ``index``."""
@@ -143,11 +182,17 @@ class SpeakerLock:
             self._forget(index)
             if first is not None:
                 self._chosen = matched[first]
+                self._record_choice(index, detections, first)
             return first
         chosen = self._chosen
         found = next((k for k, t in matched.items() if t is chosen), None)
         if found is None:
             found = self._reacquire(index, detections, matched, chosen)
+        if found is None:
+            self._missed = True
+        elif self._missed:  # back after at least one frame looked at without them
+            self._missed = False
+            self.report.returns += 1
         self._new_tracks(index, detections, matched)
         self._forget(index)
         return found
@@ -215,6 +260,7 @@ class SpeakerLock:
                 x, y = det.center
                 track = _Track(x, y, _size(det), index, index)
                 self._tracks.append(track)
+                self.report.people += 1
                 matched[k] = track
 
     def _companions_in_view(self, index: int, chosen: _Track) -> bool:
@@ -227,6 +273,13 @@ class SpeakerLock:
         self._tracks = [t for t in self._tracks if t is self._chosen or index - t.seen < self.params.forget]
 
     # the first choice -------------------------------------------------------------------
+
+    def _record_choice(self, index: int, detections: Sequence[Detection], chosen: int) -> None:
+        by_x = sorted(range(len(detections)), key=lambda k: detections[k].center[0])
+        d = detections[chosen]
+        report = SpeakerReport(self.choice, index, len(detections), by_x.index(chosen),
+                               (round(d.x1), round(d.y1), round(d.x2), round(d.y2)), self.report.people)
+        self.report = report
 
     def _first_choice(self, detections: Sequence[Detection]) -> int | None:
         if not detections:

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from ..errors import FaceNotFoundError, InputError
 from ..types import Box, Detection, FaceChoice, FaceFrame, MissingFacePolicy, choices
 from .smooth import Smoothing, SteadyParams, SteadySmoother, smooth_boxes_reference
-from .speaker import SpeakerLock, SpeakerParams
+from .speaker import SpeakerLock, SpeakerParams, SpeakerReport
 
 __all__ = ["FaceTracker"]
 
@@ -120,6 +120,7 @@ class FaceTracker:
         self._emitted = 0
         # stage 1 (choice, skipped frames)
         self._lock = SpeakerLock(choice, self.face_index, point, speaker)
+        self._finished_report: SpeakerReport | None = None
         self._prev_sample: _Item | None = None
         self._skipped: list[int] = []
         # stage 2 (smoothing of the current run)
@@ -136,6 +137,13 @@ class FaceTracker:
     def pending(self) -> int:
         """Frames pushed whose FaceFrame has not been returned yet."""
         return self._pushed - self._emitted
+
+    @property
+    def speaker_report(self) -> SpeakerReport:
+        """Who was followed (``lipsync.faces.speaker.SpeakerReport``): so far, or, after ``flush``,
+        the stream that ended (until the next one shows a face)."""
+        current = self._lock.report
+        return self._finished_report if self._finished_report is not None and not current.people else current
 
     def push(self, detections: list[Detection] | None) -> list[FaceFrame]:
         """Add the next frame's detections (None: not detected); return the newly final frames."""
@@ -167,6 +175,7 @@ class FaceTracker:
             self._gap.clear()
         self._emitted += len(out)
         self._prev_sample = None
+        self._finished_report = self._lock.report
         self._lock.reset()
         self._last = None
         self._gap_overflow = False

@@ -237,7 +237,8 @@ def load_audio(path: str | os.PathLike[str]) -> Waveform:
     with PlacedAudio(name) as placed:
         blocks = list(placed.blocks())
         rate = placed.sample_rate
-        for note in describe_placement(placed.placement):
+        notes = tuple(describe_placement(placed.placement))
+        for note in notes:
             log.info("%s: %s.", name, note)
     if not blocks:
         raise AudioError(
@@ -246,7 +247,7 @@ def load_audio(path: str | os.PathLike[str]) -> Waveform:
         )
     samples = np.ascontiguousarray(np.concatenate(blocks, axis=1))
     check_finite(samples, f"Audio file '{name}'")
-    return Waveform(samples=samples, sample_rate=rate, source=name)
+    return Waveform(samples=samples, sample_rate=rate, source=name, notes=notes)
 
 
 # --- arrays

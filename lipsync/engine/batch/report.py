@@ -32,7 +32,7 @@ __all__ = [
 
 REPORT_JSON, REPORT_CSV = "report.json", "report.csv"
 CSV_COLUMNS = ("item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames", "attempts",
-               "worker", "node")
+               "worker", "node", "seen")
 
 ItemStatus = Literal["done", "skipped", "failed", "cancelled", "pending"]
 STATUSES: tuple[ItemStatus, ...] = ("done", "skipped", "failed", "cancelled", "pending")
@@ -43,6 +43,7 @@ class ItemResult:
     """One line of the report. ``output`` is a file name in the batch folder ("" when none);
     ``duration`` the output's length in seconds; ``seconds`` the time this item took;
     ``warnings`` what the job could not keep of the input (e.g. HDR tone-mapped to SDR; JSON only);
+    ``seen`` what was seen in the inputs, one line (``lipsync.engine.summary.describe_inputs``);
     ``attempts`` how often it was started (more than 1 only on a cluster, where a lost worker's
     item is retried); ``worker`` and ``node`` which cluster worker, on which machine, made it
     ("" on one machine)."""
@@ -61,6 +62,7 @@ class ItemResult:
     attempts: int = 0
     worker: str = ""
     node: str = ""
+    seen: str = ""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

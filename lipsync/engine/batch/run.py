@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from ...faces import FaceDetector
     from ...models.base import Generator
     from ...options import LipSyncOptions
-    from ..lipsync import PreparedAudio
+    from ..lipsync import LipSyncResult, PreparedAudio
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -252,8 +252,8 @@ def render_item(
     progress: Callable[[int, int], None] | None,
     should_stop: Callable[[], bool] | None,
     metadata: dict[str, str] | None,
-) -> tuple[int, float, list[str]]:
-    """Make one item's output at ``staged``; (frames, duration, warnings). An output without any face is
+) -> LipSyncResult:
+    """Make one item's output at ``staged``; what ``lipsync_video`` says it wrote. An output without any face is
     deleted and fails its item (FaceNotFoundError), unless the face box is fixed."""
     from ..lipsync import lipsync_video
 
@@ -267,7 +267,7 @@ def render_item(
             f"No face was found in any of the {done.frames} frames of {item.video_name}; check that the face is "
             "visible and upright, or give a fixed face box."
         )
-    return done.frames, done.duration, list(done.warnings)
+    return done
 
 
 def skip_if_done(item: BatchItem, result: ItemResult, out_dir: Path, previous: dict[str, dict[str, Any]]) -> bool:
@@ -288,13 +288,14 @@ def _run_item(run: _Run, item: BatchItem, result: ItemResult, progress: Callable
     final = run.out_dir / item.output_name
     staged = staged_path(final)
     result.attempts = 1
-    frames, duration, warnings = render_item(
+    done = render_item(
         item, staged, run.generator, run.options, run.audio.get(item.audio, run.generator), detector=run.detector,
         progress=progress, should_stop=run.should_stop, metadata=run.metadata,
     )
     os.replace(staged, final)
     result.status, result.output = "done", item.output_name
-    result.frames, result.duration, result.warnings = frames, duration, warnings
+    result.frames, result.duration = done.frames, done.duration
+    result.warnings, result.seen = list(done.warnings), done.summary
 
 
 def reason(exc: Exception, item: BatchItem) -> str:
