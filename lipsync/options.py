@@ -36,6 +36,7 @@ from .types import (
     FaceChoice,
     LengthPolicy,
     MissingFacePolicy,
+    Precision,
     Resampler,
     Smoothing,
     choices,
@@ -168,6 +169,12 @@ class ModelOptions(_Group):
                                      "facerestore_models/ (default: $LIPSYNC_MODELS, else ./models)")
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
     fp16: bool = setting(False, "half precision (GPU only)")
+    precision: Precision = setting(
+        "fast", "the network's arithmetic on a CPU: exact = float32 as trained (the reference's numbers); fast = "
+        "bfloat16 (~2.5x faster where the CPU has BF16, output within what a different video decoder changes); "
+        "fastest = int8 (~5x, visibly less exact; calibrated once on the first job's faces and cached beside the "
+        "weights). Falls back to the next one the CPU can do, with a note. Ignored on a GPU (see fp16)",
+        choices=Precision, node="cpu_precision")
 
 
 @dataclass(frozen=True)

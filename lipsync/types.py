@@ -34,6 +34,7 @@ __all__ = [
     "LengthPolicy",
     "MelWindows",
     "MissingFacePolicy",
+    "Precision",
     "Resampler",
     "Smoothing",
     "VideoInfo",
@@ -57,6 +58,8 @@ Smoothing = Literal["steady", "reference"]
 Resampler = Literal["lanczos", "bicubic", "bilinear"]
 ColorMatch = Literal["off", "lab"]
 Blend = Literal["feather", "seamless"]
+Precision = Literal["exact", "fast", "fastest"]
+"""The network's arithmetic on a CPU: float32 as trained, bfloat16, or int8 (``lipsync.models.wav2lip.cpu``)."""
 
 
 def choices(literal: Any) -> list[str]:

@@ -5,7 +5,8 @@ and an ONNX backend.
 the 6-channel input (``preprocess``), batching and the reference's uint8 step. A backend only
 implements the raw network call ``network(mel (B, 80, 16) float32, faces (B, 6, 96, 96)
 float32) -> (B, 3, 96, 96) float32`` (BGR, [0, 1]): ``TorchGenerator``, ``OnnxGenerator``, or
-any callable given to ``Wav2LipGenerator(network)`` (the tests' stand-ins).
+any callable given to ``Wav2LipGenerator(network)`` (the tests' stand-ins); on a CPU in reduced
+precision ``OpenVinoGenerator`` or a bfloat16 ``TorchGenerator`` (``lipsync.models.wav2lip.cpu``).
 
 The torch backend reads its device and dtype from the module's parameters on every call, so a
 host that moves the module between devices (ComfyUI's model manager) is simply followed.
@@ -24,6 +25,7 @@ import numpy.typing as npt
 import torch
 
 from ...errors import InputError, ModelError
+from ...types import Precision
 from ..base import AudioFeatures, CropSpec, Generator
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from .features import MelFeatures
@@ -60,6 +62,8 @@ class Wav2LipGenerator:
     licence = LICENCE
     crop = CROP
     name = "wav2lip"
+    note: str | None = None
+    """One line for the user when the generator runs otherwise than asked (e.g. a precision the CPU lacks)."""
     _network: Callable[[F32, F32], F32] | None = None
 
     def __init__(self, network: Callable[[F32, F32], F32] | None = None, name: str | None = None) -> None:
@@ -242,11 +246,17 @@ class OnnxGenerator(Wav2LipGenerator):
 
 
 def load_generator(
-    path: str | os.PathLike[str], device: str | torch.device = "auto", dtype: torch.dtype | None = None
+    path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | None = None,
+    precision: Precision = "exact",
 ) -> Generator:
     """Load a checkpoint (.pth/.pt/.safetensors via torch, .onnx via onnxruntime) ready to run.
 
     ``dtype`` defaults to float32; float16 is offered on CUDA (the CPU has no fast fp16 convs).
+    ``precision`` (CPU only, torch checkpoints): ``exact`` float32, ``fast`` bfloat16, ``fastest``
+    int8, where the CPU has them (``lipsync.models.wav2lip.cpu``; the generator's ``note`` says
+    when it falls back).
     """
     dev = resolve_device(device)
     if Path(path).suffix.lower() == ".onnx":
@@ -256,6 +266,10 @@ def load_generator(
     dtype = dtype or torch.float32
     if dtype == torch.float16 and dev.type == "cpu":
         raise InputError("float16 needs a GPU (cuda or mps); on the CPU use float32.")
+    if dev.type == "cpu" and precision != "exact":
+        from .cpu import load_cpu_generator
+
+        return load_cpu_generator(path, precision)
     module = build_module(read_state_dict(path)).to(dev, dtype)
     return TorchGenerator(module, name=Path(path).stem)
 
