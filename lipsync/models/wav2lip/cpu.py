@@ -3,7 +3,7 @@
 ``exact`` is ``TorchGenerator`` in float32, unchanged. The other two use what the CPU offers,
 found at run time:
 
-- with OpenVINO (the optional extra ``pip install resync-lipsync[openvino]``, i.e. ``openvino``
+- with OpenVINO (the optional extra ``pip install comfyui-resync[openvino]``, i.e. ``openvino``
   and ``nncf``): ``OpenVinoGenerator``. The torch module is converted once
   (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``);
   ``fastest`` quantizes it to int8 with NNCF, calibrated on real crops and mel windows (the
