@@ -17,7 +17,7 @@ from comfy_api.latest import io
 
 from ..lipsync.models.wav2lip.checkpoint import CHECKPOINT_HELP, CHECKPOINT_SUFFIXES, read_state_dict
 from ..lipsync.errors import ModelError
-from ..lipsync.models.wav2lip.generator import Generator, OnnxGenerator, TorchGenerator, build_module
+from ..lipsync.models.wav2lip.generator import Generator, OnnxGenerator, TorchGenerator, build_module, load_generator
 from ..lipsync.options import ModelOptions
 from . import _host
 from ._common import WAV2LIP, category, mtime
@@ -52,9 +52,7 @@ class Wav2LipModel:
         if self.cpu_precision != "exact" and self.path is not None:
             if torch.device(_host.model_management().get_torch_device()).type == "cpu":
                 if self._cpu is None:
-                    from ..lipsync.models.wav2lip.cpu import load_cpu_generator
-
-                    self._cpu = load_cpu_generator(self.path, self.cpu_precision)  # type: ignore[arg-type]
+                    self._cpu = load_generator(self.path, "cpu", precision=self.cpu_precision)  # type: ignore[arg-type]
                 return self._cpu
         return TorchGenerator(_host.load_patcher(self.patcher), name=self.name)
 

@@ -4,13 +4,14 @@
 found at run time:
 
 - with OpenVINO (the optional extra ``pip install comfyui-resync[openvino]``, i.e. ``openvino``
-  and ``nncf``): ``OpenVinoGenerator``. The torch module is converted once
+  and ``nncf``): ``OpenVinoNetwork`` (behind ``generator.OpenVinoGenerator``). The torch module is converted once
   (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``);
   ``fastest`` quantizes it to int8 with NNCF, calibrated on real crops and mel windows (the
   first job's, or ``calibrate``), keeping the first and last layers (``INT8_KEEP``) in bf16.
   What the CPU can do is OpenVINO's own ``OPTIMIZATION_CAPABILITIES`` (BF16, INT8);
 - without OpenVINO: ``fast`` and ``fastest`` are torch in bfloat16 with BatchNorm folded into
-  the convolutions, channels-last, where ``/proc/cpuinfo`` lists a BF16 instruction set.
+  the convolutions, channels-last (``bf16_module`` in a ``TorchGenerator``), where
+  ``/proc/cpuinfo`` lists a BF16 instruction set.
 
 A precision the CPU cannot do falls back to the next one it can (fastest → fast → exact); the
 generator's ``note`` says so in one line. The converted and quantized models are cached as
@@ -39,23 +40,23 @@ from torch import nn
 from ...errors import DependencyError, ModelError
 from ...media.atomic import atomic_path
 from ...types import Precision
-from .generator import F32, MAX_CPU_WORKERS, TorchGenerator, Wav2LipGenerator, build_module
 from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
-from .preprocess import model_inputs
 
 __all__ = [
     "CACHE_FOLDER",
     "INT8_KEEP",
-    "OpenVinoGenerator",
+    "OpenVinoNetwork",
+    "bf16_module",
     "cpu_capabilities",
     "fold_batchnorm",
-    "load_cpu_generator",
+    "openvino_available",
     "plan_precision",
     "user_cache_dir",
     "weights_sha256",
 ]
 
-U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+Batches = Sequence[tuple[F32, F32]]
 
 CACHE_FOLDER = ".resync-cache"
 """The folder beside the weights that holds the converted models."""
@@ -157,15 +158,16 @@ def fold_batchnorm(module: Wav2Lip) -> Wav2Lip:
     return module
 
 
-class _Bf16Torch(TorchGenerator):
-    """``TorchGenerator`` on a bfloat16, BatchNorm-folded, channels-last copy of the network."""
+def bf16_module(module: Wav2Lip) -> Wav2Lip:
+    """``module`` (float32) made bfloat16, BatchNorm folded, channels-last: torch's fast CPU path
+    where OpenVINO is missing (a ``TorchGenerator`` casts the inputs to its dtype)."""
+    return fold_batchnorm(module).to(torch.bfloat16, memory_format=torch.channels_last)
 
-    def __call__(self, mel: F32, faces: F32) -> F32:
-        mel_t = torch.from_numpy(np.ascontiguousarray(mel)).reshape(-1, 1, NUM_MELS, MEL_STEP).to(torch.bfloat16)
-        faces_t = torch.from_numpy(np.ascontiguousarray(faces)).to(torch.bfloat16, memory_format=torch.channels_last)
-        with torch.inference_mode():
-            out = self.module(mel_t, faces_t)
-        return out.float().contiguous().numpy()
+
+def openvino_available() -> tuple[bool, bool]:
+    """(OpenVINO importable, NNCF importable)."""
+    ov = _openvino() is not None
+    return ov, ov and _nncf_available()
 
 
 # --- the cache
@@ -239,40 +241,37 @@ def _versions(ov: Any, int8: bool) -> str:
     return f"{version}-f{_CACHE_FORMAT}"
 
 
-class OpenVinoGenerator(Wav2LipGenerator):
-    """Wav2Lip through OpenVINO on the CPU, in bf16 (``fast``) or int8 (``fastest``).
+class OpenVinoNetwork:
+    """The Wav2Lip network compiled by OpenVINO for the CPU, in bf16 (``fast``) or int8 (``fastest``):
+    ``network(mel (B, 80, 16), faces (B, 6, 96, 96))`` → (B, 3, 96, 96) float32, like the torch module.
 
     ``module``: the float32 network; ``weights``: its file, which names the cache (None: no
-    cache, converted in memory). Batches run ``streams`` at a time (default: like
-    ``TorchGenerator``, one per torch thread, at most ``MAX_CPU_WORKERS``), each on its share of
-    the threads. The int8 model is made on first use from the faces of the first ``generate``
-    call (or an explicit ``calibrate``) and cached; later jobs load it.
+    cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
+    share of ``threads``), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
+    use, calibrated on the batches of the first call (or ``calibrate``), and cached; later
+    loads read it.
     """
 
     def __init__(self, module: Wav2Lip, precision: Precision, *, weights: str | os.PathLike[str] | None = None,
-                 name: str = "wav2lip", streams: int | None = None, note: str | None = None) -> None:
-        super().__init__(name=name)
+                 streams: int = 2, threads: int | None = None) -> None:
         ov = _openvino()
         if ov is None:
-            raise DependencyError("OpenVinoGenerator needs OpenVINO: pip install openvino nncf.")
+            raise DependencyError("Precision fast/fastest through OpenVINO needs it: pip install openvino nncf.")
         if precision not in ("fast", "fastest"):
-            raise ValueError(f"OpenVinoGenerator runs fast or fastest, not {precision!r}")
+            raise ValueError(f"OpenVinoNetwork runs fast or fastest, not {precision!r}")
         self._ov = ov
         self._core = ov.Core()
         self.precision: Precision = precision
-        self.note = note
         self._module: Wav2Lip | None = module
         self._lock = threading.Lock()
-        threads = max(1, torch.get_num_threads())
-        self.streams = int(streams or max(1, min(threads, MAX_CPU_WORKERS)))
-        self._threads = max(self.streams, threads)
+        self.streams = max(1, int(streams))
+        self._threads = max(self.streams, int(threads or torch.get_num_threads()))
         self._cache: dict[str, _Cache] = {}
         if weights is not None:
             sha = weights_sha256(weights)
-            for kind, int8 in (("f32", False), ("int8", True)):
-                if int8 and precision != "fastest":
-                    continue
-                self._cache[kind] = _Cache(Path(weights), sha, _versions(ov, int8))
+            self._cache["f32"] = _Cache(Path(weights), sha, _versions(ov, False))
+            if precision == "fastest":
+                self._cache["int8"] = _Cache(Path(weights), sha, _versions(ov, True))
         self._queue: Any = None
         if precision == "fast":
             self._compile(self._float_model())
@@ -283,7 +282,7 @@ class OpenVinoGenerator(Wav2LipGenerator):
 
     @property
     def ready(self) -> bool:
-        """Whether the network is compiled (``fastest`` waits for its calibration faces)."""
+        """Whether the network is compiled (``fastest`` waits for its calibration batches)."""
         return self._queue is not None
 
     def _float_model(self) -> Any:
@@ -314,26 +313,27 @@ class OpenVinoGenerator(Wav2LipGenerator):
         self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
         self._module = None  # the torch weights are not needed any more
 
-    def calibrate(self, crops_bgr: U8, mel: F32) -> None:
+    def calibrate(self, batches: Batches) -> None:
         """Make (or load) the int8 model of ``fastest``: NNCF post-training quantization,
-        calibrated on ``crops_bgr`` (B, 96, 96, 3) uint8 BGR faces and their ``mel`` (B, 80, 16)
-        windows (at most ``CALIBRATION_FACES``; real faces and speech, not noise). No-op once ready."""
+        calibrated on (mel (B, 80, 16), faces (B, 6, 96, 96)) ``batches`` of real faces and speech
+        (at most ``CALIBRATION_FACES`` faces), ``INT8_KEEP`` left in bf16. No-op once ready."""
         with self._lock:
             if self._queue is not None:
                 return
             try:
                 import nncf
             except ImportError as exc:
-                raise DependencyError("precision fastest needs NNCF: pip install nncf.") from exc
-            n = min(len(crops_bgr), CALIBRATION_FACES)
-            if n == 0:
-                raise ValueError("calibrating int8 needs at least one face")
-            faces = model_inputs(np.asarray(crops_bgr[:n]))
-            mel4 = np.ascontiguousarray(mel[:n], dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP)
-            starts = list(range(0, n, 8))
-            data = nncf.Dataset(starts, lambda i: (mel4[i : i + 8], faces[i : i + 8]))
+                raise DependencyError("Precision fastest needs NNCF: pip install nncf.") from exc
+            data, count = [], 0
+            for mel, faces in batches:
+                if count >= CALIBRATION_FACES:
+                    break
+                data.append(_inputs(mel, faces))
+                count += len(faces)
+            if not data:
+                raise ValueError("calibrating int8 needs at least one batch of faces")
             quantized = nncf.quantize(
-                self._float_model(), data, subset_size=len(starts),
+                self._float_model(), nncf.Dataset(data), subset_size=len(data),
                 ignored_scope=nncf.IgnoredScope(patterns=list(INT8_KEEP)),
             )
             cache = self._cache.get("int8")
@@ -341,15 +341,11 @@ class OpenVinoGenerator(Wav2LipGenerator):
                 cache.store(quantized, "int8")
             self._compile(quantized)
 
-    def generate(self, crops_bgr: U8, features: np.ndarray, batch_size: int) -> F32:
+    def run_batches(self, batches: Batches) -> list[F32]:
+        """The network on each (mel, faces) batch, ``streams`` at a time (``fastest``: calibrated
+        on these batches first when it is not ready)."""
         if self._queue is None:
-            self.calibrate(crops_bgr, np.asarray(features, dtype=np.float32))
-        return super().generate(crops_bgr, features, batch_size)
-
-    def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
-        """The network on each (mel, faces) batch, ``streams`` at a time."""
-        if self._queue is None:
-            raise ModelError("The int8 network is not calibrated yet: call generate or calibrate first.")
+            self.calibrate(batches)
         results: list[F32 | None] = [None] * len(batches)
 
         def done(request: Any, index: int) -> None:
@@ -358,33 +354,14 @@ class OpenVinoGenerator(Wav2LipGenerator):
         with self._lock:
             self._queue.set_callback(done)
             for index, (mel, faces) in enumerate(batches):
-                mel4 = np.ascontiguousarray(mel, dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP)
-                self._queue.start_async({0: mel4, 1: np.ascontiguousarray(faces, dtype=np.float32)}, userdata=index)
+                self._queue.start_async(list(_inputs(mel, faces)), userdata=index)
             self._queue.wait_all()
         return [r for r in results if r is not None]
 
     def __call__(self, mel: F32, faces: F32) -> F32:
         return self.run_batches([(mel, faces)])[0]
 
-    def memory_estimate(self, batch_size: int) -> int:
-        return super().memory_estimate(batch_size) // (4 if self.precision == "fastest" else 2)
 
-
-def load_cpu_generator(path: str | os.PathLike[str], precision: Precision) -> Wav2LipGenerator:
-    """The generator for ``precision`` on this CPU (see the module docstring); its ``note`` says
-    when it runs another precision than asked."""
-    from .checkpoint import read_state_dict
-
-    ov = _openvino()
-    got, note = plan_precision(precision, cpu_capabilities(), ov is not None, ov is not None and _nncf_available())
-    module = build_module(read_state_dict(path))
-    name = Path(path).stem
-    if got == "exact":
-        generator: Wav2LipGenerator = TorchGenerator(module, name=name)
-    elif ov is not None:
-        generator = OpenVinoGenerator(module, got, weights=path, name=name)
-    else:
-        fast = fold_batchnorm(module).to(torch.bfloat16, memory_format=torch.channels_last)
-        generator = _Bf16Torch(fast, name=name)
-    generator.note = note
-    return generator
+def _inputs(mel: F32, faces: F32) -> tuple[F32, F32]:
+    return (np.ascontiguousarray(mel, dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP),
+            np.ascontiguousarray(faces, dtype=np.float32))

@@ -27,15 +27,17 @@ import torch
 from ...errors import InputError, ModelError
 from ...types import Precision
 from ..base import AudioFeatures, CropSpec, Generator
+from . import cpu
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from .features import MelFeatures
 from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
-from .preprocess import predict, to_uint8_reference
+from .preprocess import model_inputs, predict, to_uint8_reference
 
 __all__ = [
     "LICENCE",
     "Generator",
     "OnnxGenerator",
+    "OpenVinoGenerator",
     "Wav2LipGenerator",
     "TorchGenerator",
     "build_module",
@@ -245,6 +247,56 @@ class OnnxGenerator(Wav2LipGenerator):
         return np.asarray(out[0], dtype=np.float32)
 
 
+class OpenVinoGenerator(Wav2LipGenerator):
+    """Wav2Lip on the CPU through OpenVINO, in bf16 (``fast``) or int8 (``fastest``): the runtime
+    part is ``cpu.OpenVinoNetwork`` (conversion, NNCF calibration, the cache beside the weights).
+
+    ``fastest`` calibrates on the first faces it is given (the first ``generate`` call) unless
+    ``calibrate`` was called; a cached int8 model is used as it is.
+    """
+
+    def __init__(self, network: cpu.OpenVinoNetwork, name: str = "wav2lip", note: str | None = None) -> None:
+        super().__init__(network, name=name)
+        self.network = network
+        self.precision = network.precision
+        self.note = note
+
+    @property
+    def ready(self) -> bool:
+        """Whether the network is compiled (``fastest`` before its calibration: not yet)."""
+        return self.network.ready
+
+    def calibrate(self, crops_bgr: npt.NDArray[np.uint8], mel: F32, batch_size: int = 8) -> None:
+        """Calibrate ``fastest`` on (B, 96, 96, 3) uint8 BGR crops of real faces and their (B, 80, 16)
+        mel windows of real speech (see ``cpu.OpenVinoNetwork.calibrate``)."""
+        faces = model_inputs(np.asarray(crops_bgr))
+        mel = np.asarray(mel, dtype=np.float32)
+        self.network.calibrate([(mel[i : i + batch_size], faces[i : i + batch_size])
+                                for i in range(0, len(faces), batch_size)])
+
+    def memory_estimate(self, batch_size: int) -> int:
+        return super().memory_estimate(batch_size) // (4 if self.precision == "fastest" else 2)
+
+
+def _cpu_generator(path: str | os.PathLike[str], precision: Precision) -> Generator:
+    """The generator of ``precision`` on this CPU, or the next one it can do (its ``note`` says so)."""
+    with_ov, with_nncf = cpu.openvino_available()
+    got, note = cpu.plan_precision(precision, cpu.cpu_capabilities(), with_ov, with_nncf)
+    module = build_module(read_state_dict(path))
+    name = Path(path).stem
+    generator: Wav2LipGenerator
+    if got == "exact":
+        generator = TorchGenerator(module, name=name)
+    elif with_ov:
+        threads = max(1, torch.get_num_threads())
+        network = cpu.OpenVinoNetwork(module, got, weights=path, streams=min(threads, MAX_CPU_WORKERS), threads=threads)
+        generator = OpenVinoGenerator(network, name=name)
+    else:
+        generator = TorchGenerator(cpu.bf16_module(module), name=name)
+    generator.note = note
+    return generator
+
+
 def load_generator(
     path: str | os.PathLike[str],
     device: str | torch.device = "auto",
@@ -267,9 +319,7 @@ def load_generator(
     if dtype == torch.float16 and dev.type == "cpu":
         raise InputError("float16 needs a GPU (cuda or mps); on the CPU use float32.")
     if dev.type == "cpu" and precision != "exact":
-        from .cpu import load_cpu_generator
-
-        return load_cpu_generator(path, precision)
+        return _cpu_generator(path, precision)
     module = build_module(read_state_dict(path)).to(dev, dtype)
     return TorchGenerator(module, name=Path(path).stem)
 
