@@ -177,3 +177,14 @@ def test_the_cache_goes_to_the_user_folder_when_the_weights_folder_is_not_writab
     stored = cache.store(model, "f32")
     assert stored is not None and stored.parent == cpu.user_cache_dir() / "openvino"
     assert cache.find("f32") == stored and stored.with_suffix(".bin").is_file()
+
+
+def test_the_command_line_says_when_it_falls_back(monkeypatch: pytest.MonkeyPatch, capsys, weights) -> None:
+    from lipsync.cli._model import load_model
+    from lipsync.options import ModelOptions
+
+    monkeypatch.setattr(cpu, "cpu_capabilities", lambda core=None: set())
+    generator = load_model(ModelOptions(checkpoint=str(weights), device="cpu", precision="fast"))
+    assert type(generator) is TorchGenerator
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["note: precision fast: this CPU has no BF16 instructions; using exact (float32)."]

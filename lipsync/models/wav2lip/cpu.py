@@ -25,9 +25,11 @@ Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): se
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -294,10 +296,12 @@ class OpenVinoNetwork:
         if self._module is None:
             raise ModelError("The float32 network is no longer held; load the generator again.")
         example = (torch.zeros(1, 1, NUM_MELS, MEL_STEP), torch.zeros(1, 6, IMG_SIZE, IMG_SIZE))
-        model = self._ov.convert_model(
-            self._module, example_input=example,
-            input=[("mel", [-1, 1, NUM_MELS, MEL_STEP]), ("faces", [-1, 6, IMG_SIZE, IMG_SIZE])],
-        )
+        with warnings.catch_warnings():  # the converter traces with torch.jit, which warns it is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            model = self._ov.convert_model(
+                self._module, example_input=example,
+                input=[("mel", [-1, 1, NUM_MELS, MEL_STEP]), ("faces", [-1, 6, IMG_SIZE, IMG_SIZE])],
+            )
         if cache is not None:
             cache.store(model, "f32")
         return model
@@ -332,8 +336,10 @@ class OpenVinoNetwork:
                 count += len(faces)
             if not data:
                 raise ValueError("calibrating int8 needs at least one batch of faces")
+            float_model = self._float_model()
+            nncf.set_log_level(logging.WARNING)  # its per-layer notes and progress bars are not for users
             quantized = nncf.quantize(
-                self._float_model(), nncf.Dataset(data), subset_size=len(data),
+                float_model, nncf.Dataset(data), subset_size=len(data),
                 ignored_scope=nncf.IgnoredScope(patterns=list(INT8_KEEP)),
             )
             cache = self._cache.get("int8")
