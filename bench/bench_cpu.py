@@ -26,6 +26,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -57,17 +59,37 @@ def frames_in(path: Path) -> int:
         return stream.frames or sum(1 for _ in container.decode(stream))
 
 
+def _peak_rss(pid: int, done: threading.Event, peak: list[float]) -> None:
+    """Poll the process's own high-water mark (VmHWM, MiB). Not ``ru_maxrss``: on Linux a child
+    inherits its parent's high-water mark through fork + exec, and this process is large."""
+    status = Path(f"/proc/{pid}/status")
+    while not done.wait(0.05):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]) / 1024.0)
+        except OSError:
+            return
+
+
 def run_process(cmd: list[str], cwd: Path, out: Path) -> tuple[float, float, float, int]:
     """(wall s, CPU s, peak RSS MiB, frames written) of one process."""
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
+        done, peak = threading.Event(), [0.0]
+        watcher = threading.Thread(target=_peak_rss, args=(proc.pid, done, peak), daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        done.set()
+        watcher.join()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0 or not out.is_file():
         raise SystemExit(f"{' '.join(cmd[:3])} … failed:\n{err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, frames_in(out)
+    return wall, usage.ru_utime + usage.ru_stime, peak[0] or usage.ru_maxrss / 1024.0, frames_in(out)
 
 
 def original(checkout: Path, video: Path, audio: Path, ckpt: Path) -> tuple[float, float, float, int] | None:

@@ -259,7 +259,7 @@ _OWNER = {f.name: group for group, klass in GROUPS.items() for f in fields(klass
 class LipSyncOptions:
     """All settings of a job, by concern. ``reference=True`` switches to the original Wav2Lip's
     behaviour wherever it differs: its window rule (the audio's last frames dropped), loop, the
-    hard box paste and its 5-frame smoothing. ``resolved()`` applies it, in this one place.
+    hard box paste, its 5-frame smoothing and float32 arithmetic (precision exact). ``resolved()`` applies it, in this one place.
 
     ``LipSyncOptions.of(missing_face="hold", lossless=True)`` builds one from field names of any
     group.
@@ -319,6 +319,7 @@ class LipSyncOptions:
             composite=replace(self.composite, mode="reference"),
             faces=replace(self.faces, smoothing="reference"),
             source=replace(self.source, length_policy="loop"),
+            model=replace(self.model, precision="exact"),
         )
 
 

@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,14 @@ def _save_ir(model: Any, xml: Path) -> Path:
     return xml
 
 
+def _marked_read_only(folder: Path) -> bool:
+    """Whether ``folder`` exists without any write permission bit (a shared, read-only folder)."""
+    try:
+        return not (folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
 class _Cache:
     """Where the IR files of one checkpoint live: ``<weights dir>/.resync-cache``, else the user's cache."""
 
@@ -221,8 +229,11 @@ class _Cache:
         return None
 
     def store(self, model: Any, kind: str) -> Path | None:
-        """Save ``model``; None when no folder is writable (it then lives in memory only)."""
+        """Save ``model``; None when no folder is writable (it then lives in memory only). A
+        folder marked read-only is left alone even where the user could write it (root)."""
         for folder in self.folders:
+            if _marked_read_only(folder.parent):
+                continue
             try:
                 return _save_ir(model, folder / f"{self.stem}.{kind}.xml")
             except OSError:
@@ -247,15 +258,16 @@ class OpenVinoNetwork:
     """The Wav2Lip network compiled by OpenVINO for the CPU, in bf16 (``fast``) or int8 (``fastest``):
     ``network(mel (B, 80, 16), faces (B, 6, 96, 96))`` → (B, 3, 96, 96) float32, like the torch module.
 
-    ``module``: the float32 network; ``weights``: its file, which names the cache (None: no
-    cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
+    ``module``: the float32 network, or a function that reads it (called only when no converted
+    model is cached: a cached one is read without the torch weights); ``weights``: its file,
+    which names the cache (None: no cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
     share of ``threads``), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
     use, calibrated on the batches of the first call (or ``calibrate``), and cached; later
     loads read it.
     """
 
-    def __init__(self, module: Wav2Lip, precision: Precision, *, weights: str | os.PathLike[str] | None = None,
-                 streams: int = 2, threads: int | None = None) -> None:
+    def __init__(self, module: Wav2Lip | Callable[[], Wav2Lip], precision: Precision, *,
+                 weights: str | os.PathLike[str] | None = None, streams: int = 2, threads: int | None = None) -> None:
         ov = _openvino()
         if ov is None:
             raise DependencyError("Precision fast/fastest through OpenVINO needs it: pip install openvino nncf.")
@@ -264,7 +276,7 @@ class OpenVinoNetwork:
         self._ov = ov
         self._core = ov.Core()
         self.precision: Precision = precision
-        self._module: Wav2Lip | None = module
+        self._module: Wav2Lip | Callable[[], Wav2Lip] | None = module
         self._lock = threading.Lock()
         self.streams = max(1, int(streams))
         self._threads = max(self.streams, int(threads or torch.get_num_threads()))
@@ -295,11 +307,12 @@ class OpenVinoNetwork:
             return self._core.read_model(str(cached), str(cached.with_suffix(".bin")))
         if self._module is None:
             raise ModelError("The float32 network is no longer held; load the generator again.")
+        module = self._module if isinstance(self._module, nn.Module) else self._module()
         example = (torch.zeros(1, 1, NUM_MELS, MEL_STEP), torch.zeros(1, 6, IMG_SIZE, IMG_SIZE))
         with warnings.catch_warnings():  # the converter traces with torch.jit, which warns it is deprecated
             warnings.simplefilter("ignore", FutureWarning)
             model = self._ov.convert_model(
-                self._module, example_input=example,
+                module, example_input=example,
                 input=[("mel", [-1, 1, NUM_MELS, MEL_STEP]), ("faces", [-1, 6, IMG_SIZE, IMG_SIZE])],
             )
         if cache is not None:

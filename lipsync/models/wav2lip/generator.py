@@ -28,6 +28,7 @@ from ...errors import InputError, ModelError
 from ...types import Precision
 from ..base import AudioFeatures, CropSpec, Generator
 from . import cpu
+from ..safe_load import require_file
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from .features import MelFeatures
 from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
@@ -282,17 +283,18 @@ def _cpu_generator(path: str | os.PathLike[str], precision: Precision) -> Genera
     """The generator of ``precision`` on this CPU, or the next one it can do (its ``note`` says so)."""
     with_ov, with_nncf = cpu.openvino_available()
     got, note = cpu.plan_precision(precision, cpu.cpu_capabilities(), with_ov, with_nncf)
-    module = build_module(read_state_dict(path))
     name = Path(path).stem
     generator: Wav2LipGenerator
     if got == "exact":
-        generator = TorchGenerator(module, name=name)
+        generator = TorchGenerator(build_module(read_state_dict(path)), name=name)
     elif with_ov:
+        require_file(path, "Wav2Lip checkpoint", CHECKPOINT_HELP)
         threads = max(1, torch.get_num_threads())
-        network = cpu.OpenVinoNetwork(module, got, weights=path, streams=min(threads, MAX_CPU_WORKERS), threads=threads)
+        network = cpu.OpenVinoNetwork(lambda: build_module(read_state_dict(path)), got, weights=path,
+                                      streams=min(threads, MAX_CPU_WORKERS), threads=threads)
         generator = OpenVinoGenerator(network, name=name)
     else:
-        generator = TorchGenerator(cpu.bf16_module(module), name=name)
+        generator = TorchGenerator(cpu.bf16_module(build_module(read_state_dict(path))), name=name)
     generator.note = note
     return generator
 
