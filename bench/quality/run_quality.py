@@ -75,7 +75,7 @@ PADS = (0, 10, 0, 0)
 
 Detections = list[list[Detection]]
 DEFAULTS = LipSyncOptions()
-DEFAULT_ROW = f"steady (default: regions, every {DEFAULTS.detect_every})"
+DEFAULT_ROW = f"steady (default: regions, every {DEFAULTS.faces.detect_every})"
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -491,7 +491,7 @@ def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool
         "steady, every 3rd frame": track_figures(tracking, size, "steady", every=3),
     }
     regional = {name: Clip(c.region_dets or c.dets, truth=c.truth, velocity=c.velocity) for name, c in tracking.items()}
-    figures[DEFAULT_ROW] = track_figures(regional, size, "steady", every=DEFAULTS.detect_every)
+    figures[DEFAULT_ROW] = track_figures(regional, size, "steady", every=DEFAULTS.faces.detect_every)
     for name, f in figures.items():
         print(track_row(name, f))
     if sweep:
@@ -520,7 +520,7 @@ def composite_section(
     for clip, frames in clips.items():
         windows = mel_windows(mel, FPS, len(frames))
         tracks = {
-            "steady": track(region_dets[clip] or dets[clip], frames[0].shape[:2], "steady", every=DEFAULTS.detect_every),
+            "steady": track(region_dets[clip] or dets[clip], frames[0].shape[:2], "steady", every=DEFAULTS.faces.detect_every),
             "reference": track(dets[clip], frames[0].shape[:2], "reference"),
         }
         crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
@@ -550,7 +550,7 @@ def resampler_section(clips: dict[str, list[Frame]], tracking: dict[str, Clip]) 
     print("\n# Resampler: the face box shrunk to 96x96 (as the network sees it) and grown back; lower half of the box")
     rows = {}
     for clip, name in (("closeup", "moving"), ("full", "moving_small")):
-        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.detect_every)
+        faces = track(tracking[name].dets, clips[clip][0].shape[:2], "steady", every=DEFAULTS.faces.detect_every)
         rows[clip] = resampler_figures(clips[clip], faces)
         cells = "  ".join(f"{k}: {db:.2f} dB, sharpness {sharp:.2f}" for k, (db, sharp) in rows[clip].items())
         print(f"{clip:8s} {cells}")

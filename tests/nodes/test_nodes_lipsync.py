@@ -172,7 +172,6 @@ def _graph(pack, clip: str, wave: Waveform, mode: str, **mel_options) -> tuple:
 def test_on_the_cpu_the_default_precision_runs_the_reduced_precision_generator(pack, checkpoint) -> None:
     pytest.importorskip("openvino")
     from lipsync.models.wav2lip import cpu
-    from lipsync.models.wav2lip.generator import OpenVinoGenerator
 
     if "bf16" not in cpu.cpu_capabilities():
         pytest.skip("this CPU has no BF16")
@@ -182,7 +181,7 @@ def test_on_the_cpu_the_default_precision_runs_the_reduced_precision_generator(p
     model = pack.run("ReSyncLoadWav2LipModel", ckpt_name="random.pth").args[0]
     assert model.cpu_precision == "fast"
     generator = model.generator()
-    assert isinstance(generator, OpenVinoGenerator) and model.generator() is generator  # made once
+    assert type(generator).__name__ == "OpenVinoGenerator" and model.generator() is generator  # made once
     out = generator(np.zeros((2, 80, 16), np.float32), np.zeros((2, 6, 96, 96), np.float32))
     assert out.shape == (2, 3, 96, 96) and out.dtype == np.float32
 
