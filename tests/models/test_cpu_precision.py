@@ -100,8 +100,7 @@ def test_cpuinfo_flags_decide_without_openvino(monkeypatch: pytest.MonkeyPatch) 
 # --- quality on the shared checkpoint (figures measured with bench/quality --precision)
 
 
-@pytest.mark.skipif("bf16" not in cpu._cpuinfo_flags() and "bf16" not in CAPS and "avx512_bf16" not in cpu._cpuinfo_flags(),
-                    reason="this CPU has no BF16")
+@pytest.mark.skipif(not {"avx512_bf16", "amx_bf16"} & cpu._cpuinfo_flags(), reason="this CPU has no BF16")
 def test_torch_bf16_without_openvino_is_close_to_exact(monkeypatch: pytest.MonkeyPatch, case_a, weights) -> None:
     monkeypatch.setattr(cpu, "_openvino", lambda: None)
     monkeypatch.setattr(cpu, "_cpuinfo_flags", lambda: {"avx512_bf16"})
