@@ -36,6 +36,7 @@ __all__ = [
     "MelWindows",
     "MissingFacePolicy",
     "ModelFamily",
+    "Precision",
     "Resampler",
     "Smoothing",
     "VideoInfo",
@@ -64,6 +65,8 @@ ColorMatch = Literal["off", "lab"]
 Blend = Literal["feather", "seamless"]
 ModelFamily = Literal["wav2lip", "musetalk"]
 """The model families behind the ``Generator`` interface (``lipsync.models.wav2lip``, ``lipsync.models.musetalk``)."""
+Precision = Literal["exact", "fast", "fastest"]
+"""The network's arithmetic on a CPU: float32 as trained, bfloat16, or int8 (``lipsync.models.wav2lip.cpu``)."""
 
 
 def choices(literal: Any) -> list[str]:

@@ -17,9 +17,11 @@ from comfy_api.latest import io
 
 from ..lipsync.models.wav2lip.checkpoint import CHECKPOINT_HELP, CHECKPOINT_SUFFIXES, read_state_dict
 from ..lipsync.errors import ModelError
-from ..lipsync.models.wav2lip.generator import Generator, OnnxGenerator, TorchGenerator, build_module
+from ..lipsync.models.wav2lip.generator import Generator, OnnxGenerator, TorchGenerator, build_module, load_generator
+from ..lipsync.options import ModelOptions
 from . import _host
 from ._common import WAV2LIP, category, mtime
+from ._options import Uses, options_from_inputs
 
 __all__ = ["LoadWav2LipModel", "Wav2LipModel"]
 
@@ -37,11 +39,21 @@ class Wav2LipModel:
     name: str
     patcher: Any = None
     onnx: OnnxGenerator | None = None
+    path: str | None = None
+    cpu_precision: str = "exact"
+    _cpu: Generator | None = None
 
     def generator(self) -> Generator:
-        """The network, placed on the host's device now (other models may be offloaded)."""
+        """The network, placed on the host's device now (other models may be offloaded). On the
+        CPU with a reduced ``cpu_precision`` it is the library's CPU generator (made once; the host
+        does not manage it: it never leaves the CPU)."""
         if self.onnx is not None:
             return self.onnx
+        if self.cpu_precision != "exact" and self.path is not None:
+            if torch.device(_host.model_management().get_torch_device()).type == "cpu":
+                if self._cpu is None:
+                    self._cpu = load_generator(self.path, "cpu", precision=self.cpu_precision)  # type: ignore[arg-type]
+                return self._cpu
         return TorchGenerator(_host.load_patcher(self.patcher), name=self.name)
 
 
@@ -73,6 +85,16 @@ def _dtype(precision: str, device: Any) -> torch.dtype:
 
 
 class LoadWav2LipModel(io.ComfyNode):
+    USES = Uses(
+        groups=(ModelOptions,),
+        left={
+            "checkpoint": "the ckpt_name input (a file of the host's wav2lip folders)",
+            "models_dir": "the host's model folders",
+            "device": "the host's model manager places the network",
+            "fp16": "the precision input (auto follows the host)",
+        },
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -96,6 +118,7 @@ class LoadWav2LipModel(io.ComfyNode):
                     tooltip="auto: fp16 on GPUs where ComfyUI uses it (half the VRAM, faster), fp32 elsewhere. "
                     "fp16 needs a GPU.",
                 ),
+                *cls.USES.inputs(ModelOptions, ("precision",), optional=True),
             ],
             outputs=[WAV2LIP.Output(display_name="model", tooltip="The network, managed by ComfyUI's model manager.")],
         )
@@ -111,7 +134,8 @@ class LoadWav2LipModel(io.ComfyNode):
         return mtime(_resolve(ckpt_name)) if ckpt_name else float("nan")
 
     @classmethod
-    def execute(cls, ckpt_name: str, precision: str = "auto") -> io.NodeOutput:
+    def execute(cls, ckpt_name: str, precision: str = "auto", **settings: Any) -> io.NodeOutput:
+        cpu_precision = options_from_inputs(ModelOptions, settings, cls.USES.widgets).precision
         path = _resolve(ckpt_name)
         if path is None:
             raise ModelError(_missing(ckpt_name))
@@ -121,4 +145,5 @@ class LoadWav2LipModel(io.ComfyNode):
         if path.lower().endswith(".onnx"):
             return io.NodeOutput(Wav2LipModel(name, onnx=OnnxGenerator(path, torch.device(device))))
         module = build_module(read_state_dict(path)).to(dtype=_dtype(precision, device))
-        return io.NodeOutput(Wav2LipModel(name, patcher=_host.make_patcher(module)))
+        return io.NodeOutput(Wav2LipModel(name, patcher=_host.make_patcher(module), path=path,
+                                          cpu_precision=cpu_precision))

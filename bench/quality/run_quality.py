@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from lipsync.media.audio import load_audio, to_model_rate  # noqa: E402
 from lipsync.models.wav2lip.mel import mel_windows, melspectrogram  # noqa: E402
 from lipsync.composite import Blend, ColorMatch, mouth_mask, paste_mouth, paste_reference  # noqa: E402
-from lipsync.faces import create_detector  # noqa: E402
+from lipsync.faces import RegionDetector, create_detector  # noqa: E402
 from lipsync.faces.smooth import Smoothing, SteadyParams  # noqa: E402
 from lipsync.faces.track import FaceTracker  # noqa: E402
 from lipsync.models.wav2lip.preprocess import crop_faces, predict, to_uint8_reference  # noqa: E402
@@ -75,7 +75,7 @@ PADS = (0, 10, 0, 0)
 
 Detections = list[list[Detection]]
 DEFAULTS = LipSyncOptions()
-DEFAULT_ROW = f"steady (ours, default: every {DEFAULTS.faces.detect_every})"
+DEFAULT_ROW = f"steady (default: regions, every {DEFAULTS.faces.detect_every})"
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -119,6 +119,12 @@ def turn_clip(first: Frame, offsets: np.ndarray) -> list[Frame]:
 
 def detect_all(frames: Sequence[Frame]) -> Detections:
     detector = create_detector("yuface")
+    return [detector.detect(f) for f in frames]
+
+
+def detect_regions(frames: Sequence[Frame]) -> Detections:
+    """The pipeline's detection: the whole frame every 10th frame, the face's region in between."""
+    detector = RegionDetector(create_detector("yuface"))
     return [detector.detect(f) for f in frames]
 
 
@@ -172,6 +178,8 @@ class Clip:
     """Detections of one tracking clip and where the face really is in each frame."""
 
     dets: Detections
+    region_dets: Detections | None = None
+    """The pipeline's detections (``RegionDetector``), for the default rows."""
     truth: np.ndarray | None = None
     velocity: np.ndarray | None = None
     """Known horizontal speed per frame (the synthetic turn), for the signed lag."""
@@ -562,6 +570,12 @@ def tracking_clips(clips: dict[str, list[Frame]], n: int) -> dict[str, Clip]:
         "moving_small": Clip(timed("detect full", lambda: detect_all(clips["full"]))),
         "turn": Clip(timed("detect turn", lambda: detect_all(turn_clip(first, offsets)))),
     }
+    regional = {
+        "still": static_clip(first, n), "still_small": static_clip(clips["full"][0], n),
+        "moving": clips["closeup"], "moving_small": clips["full"], "turn": turn_clip(first, offsets),
+    }
+    for name, frames in regional.items():
+        out[name].region_dets = timed(f"detect {name} in regions", lambda frames=frames: detect_regions(frames))  # type: ignore[misc]
     for name, clip in (("moving", "closeup"), ("moving_small", "full")):
         warps = timed(f"register {clip}", lambda clip=clip: true_motion(clips[clip]))  # type: ignore[misc]
         out[name].truth = true_centres(warps, raw_centres(out[name].dets))
@@ -584,7 +598,8 @@ def steady_section(tracking: dict[str, Clip], size: tuple[int, int], sweep: bool
         "steady, every 2nd frame": track_figures(tracking, size, "steady", every=2),
         "steady, every 3rd frame": track_figures(tracking, size, "steady", every=3),
     }
-    figures[DEFAULT_ROW] = track_figures(tracking, size, "steady", every=DEFAULTS.faces.detect_every)
+    regional = {name: Clip(c.region_dets or c.dets, truth=c.truth, velocity=c.velocity) for name, c in tracking.items()}
+    figures[DEFAULT_ROW] = track_figures(regional, size, "steady", every=DEFAULTS.faces.detect_every)
     for name, f in figures.items():
         print(track_row(name, f))
     if sweep:
@@ -608,11 +623,15 @@ def composite_section(
     }
     mel = melspectrogram(to_model_rate(load_audio(MEDIA / "speech_espeak_16k_5s.wav")))
     dets = {"closeup": tracking["moving"].dets, "full": tracking["moving_small"].dets}
+    region_dets = {"closeup": tracking["moving"].region_dets, "full": tracking["moving_small"].region_dets}
     results: dict[tuple[str, str, str], CompositeRun] = {}
     mouth: dict[tuple[str, str], MouthRun] = {}
     for clip, frames in clips.items():
         windows = mel_windows(mel, FPS, len(frames))
-        tracks = {s: track(dets[clip], frames[0].shape[:2], s, every=DEFAULTS.faces.detect_every if s == "steady" else 1) for s in ("steady", "reference")}
+        tracks = {
+            "steady": track(region_dets[clip] or dets[clip], frames[0].shape[:2], "steady", every=DEFAULTS.faces.detect_every),
+            "reference": track(dets[clip], frames[0].shape[:2], "reference"),
+        }
         crops = {s: crop_faces(frames, [f.box for f in t]) for s, t in tracks.items()}  # type: ignore[misc]
         for net_name, net in nets.items():
             ours = predict(net, windows, crops["steady"], 8)
@@ -664,10 +683,97 @@ def mouth_checks(mouth: dict[tuple[str, str], MouthRun]) -> list[tuple[str, bool
     return checks
 
 
+PRECISION_ORDER = ("fastest", "fast")
+"""Reduced precisions, fastest first: the default is the first within the yardstick."""
+
+
+@dataclass
+class PrecisionFigures:
+    face_db: float
+    face_share: float
+    mouth_db: float
+    mouth_share: float
+
+
+def _share_off(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16)) > 2))
+
+
+def _faces_u8(pred: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(pred * 255.0), 0, 255).astype(np.uint8)
+
+
+def _mouths(frames: Sequence[Frame], faces: Sequence[FaceFrame], pred: np.ndarray) -> np.ndarray:
+    """The output's mouth region (the lower half of each box, default compositing), concatenated."""
+    parts = []
+    for frame, face, p in zip(frames, faces, pred):
+        box = face.box
+        assert box is not None
+        out, _ = paste_mouth(frame, p, box, face.landmarks)
+        parts.append(out[box.top + box.height // 2 : box.bottom, box.left : box.right].reshape(-1))
+    return np.concatenate(parts)
+
+
+def precision_section(
+    clips: dict[str, list[Frame]], tracking: dict[str, Clip], checkpoint: str
+) -> tuple[dict[str, PrecisionFigures], str]:
+    """Per precision (and the yardstick: exact on frames moved by -1/0/+1 level, what another
+    decoder does), the error of the generated faces and of the output's mouth region against
+    exact; the default is the fastest precision within the yardstick on both clips."""
+    import shutil
+
+    from lipsync.models.wav2lip.generator import load_generator
+
+    print("\n# Precision: generated faces (96x96) and output mouth region against exact, both clips pooled")
+    local = ROOT / "bench" / "results" / Path(checkpoint).name  # the converted models are cached beside it
+    local.parent.mkdir(parents=True, exist_ok=True)
+    if not local.is_file() or local.stat().st_size != Path(checkpoint).stat().st_size:
+        shutil.copy2(checkpoint, local)
+    mel = melspectrogram(to_model_rate(load_audio(MEDIA / "speech_espeak_16k_5s.wav")))
+    rng = np.random.default_rng(7)
+    exact = load_generator(local, "cpu", precision="exact")
+    gens = {p: load_generator(local, "cpu", precision=p) for p in ("fast", "fastest")}
+    faces_by: dict[str, list[np.ndarray]] = {k: [] for k in ("exact", "yardstick (+-1 level input)", *gens)}
+    mouths_by: dict[str, list[np.ndarray]] = {k: [] for k in faces_by}
+    for clip, name in (("closeup", "moving"), ("full", "moving_small")):
+        frames = clips[clip]
+        faces = track(tracking[name].region_dets or tracking[name].dets, frames[0].shape[:2], "steady")
+        boxes = [f.box for f in faces]
+        windows = mel_windows(mel, FPS, len(frames))
+        crops = crop_faces(frames, boxes)  # type: ignore[arg-type]
+        moved = np.clip(crops.astype(np.int16) + rng.integers(-1, 2, crops.shape), 0, 255).astype(np.uint8)
+        preds = {"exact": predict(exact, windows, crops, 8), "yardstick (+-1 level input)": predict(exact, windows, moved, 8)}
+        for p, gen in gens.items():
+            preds[p] = gen.generate(crops, windows, 8)
+        for label, pred in preds.items():
+            faces_by[label].append(_faces_u8(pred).reshape(-1))
+            mouths_by[label].append(_mouths(frames, faces, pred))
+    ref_faces, ref_mouths = np.concatenate(faces_by["exact"]), np.concatenate(mouths_by["exact"])
+    figures: dict[str, PrecisionFigures] = {}
+    print(f"{'':30s} | faces PSNR   > 2 levels | mouth PSNR   > 2 levels | note")
+    for label in faces_by:
+        if label == "exact":
+            continue
+        f, m = np.concatenate(faces_by[label]), np.concatenate(mouths_by[label])
+        figures[label] = PrecisionFigures(psnr(f, ref_faces), _share_off(f, ref_faces), psnr(m, ref_mouths), _share_off(m, ref_mouths))
+        r = figures[label]
+        note = getattr(gens.get(label), "note", None) or ""
+        print(f"{label:30s} | {r.face_db:7.2f} dB  {100 * r.face_share:6.1f} %  | {r.mouth_db:7.2f} dB  "
+              f"{100 * r.mouth_share:6.1f} %  | {note}")
+    stick = figures["yardstick (+-1 level input)"]
+    within = [p for p in PRECISION_ORDER
+              if figures[p].face_db >= stick.face_db and figures[p].mouth_db >= stick.mouth_db
+              and figures[p].face_share <= stick.face_share and figures[p].mouth_share <= stick.mouth_share]
+    best = within[0] if within else "exact"
+    print(f"fastest precision within the yardstick: {best} (default: {DEFAULTS.model.precision})")
+    return figures, best
+
+
 def target_checks(
     results: dict[tuple[str, str, str], CompositeRun],
     figures: dict[str, TrackFigures],
     resampling: dict[str, Scores],
+    precision: str | None = None,
 ) -> list[tuple[str, bool]]:
     checks = []
     for clip in CLIPS:
@@ -695,6 +801,9 @@ def target_checks(
         f"{ours.turn_mean:.1f} while moving; reference max {ref.turn_max:.1f}, mean {ref.turn_mean:.1f})",
         ours.turn_max <= 6.0,
     ))
+    if precision is not None:
+        checks.append((f"the default precision ({DEFAULTS.model.precision}) is the fastest within the +-1 level "
+                       f"yardstick ({precision})", DEFAULTS.model.precision == precision))
     for clip, rows in resampling.items():
         best = max(rows, key=lambda k: rows[k][0])
         label = f"{clip}: the default resampler (lanczos) is the best by PSNR (best: {best})"
@@ -707,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=125, help="frames of each clip (default 125, all)")
     p.add_argument("--checkpoint", default=str(CHECKPOINT), help="Wav2Lip weights (default: the random fixture)")
     p.add_argument("--no-sweep", action="store_true", help="skip the steady-parameter sweep")
+    p.add_argument("--no-precision", action="store_true", help="skip the CPU precision section")
     args = p.parse_args(argv)
 
     clips = {k: list(iter_frames(MEDIA / v, frame_load_cap=args.frames)) for k, v in CLIPS.items()}
@@ -715,8 +825,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, mouth = composite_section(clips, tracking, args.checkpoint)
     resampling = resampler_section(clips, tracking)
     speaker = speaker_section()
-    print("\n# Targets (issues #5 and #11)")
-    checks = target_checks(results, figures, resampling) + mouth_checks(mouth) + speaker_checks(speaker)
+    best = None if args.no_precision else precision_section(clips, tracking, args.checkpoint)[1]
+    print("\n# Targets (issues #5, #11, #13)")
+    checks = target_checks(results, figures, resampling, best) + mouth_checks(mouth) + speaker_checks(speaker)
     for label, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {label}")
     return 0 if all(ok for _, ok in checks) else 1

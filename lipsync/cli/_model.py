@@ -1,5 +1,5 @@
 """Model loading for every command, in one place: ``ModelOptions`` (``--checkpoint``,
-``--models-dir``, ``--device``, ``--fp16``) → a ready ``Generator``.
+``--models-dir``, ``--device``, ``--fp16``, ``--precision``) → a ready ``Generator``.
 
 Where weights are looked for is the models layer's one lookup (``lipsync.models.folders``).
 ``--model musetalk`` loads MuseTalk 1.5 instead of Wav2Lip (``find_musetalk``, ``load_musetalk``).
@@ -7,6 +7,7 @@ Where weights are looked for is the models layer's one lookup (``lipsync.models.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, find_musetalk, models_dirs
@@ -29,7 +30,7 @@ def _load_musetalk(options: ModelOptions) -> Generator:
 
 def load_model(options: ModelOptions) -> Generator:
     """The generator ``options`` name: its checkpoint found, loaded on its device (float16 with
-    ``fp16``). Torch and the model code are imported here, on use."""
+    ``fp16``, the CPU ``precision``; a fallback's note goes to stderr). Torch and the model code are imported here, on use."""
     import torch
 
     if options.family == "musetalk":
@@ -37,4 +38,9 @@ def load_model(options: ModelOptions) -> Generator:
     from ..models.wav2lip import generator  # looked up on call: tests replace load_generator
 
     path = find_checkpoint(options.checkpoint, options.models_dir)
-    return generator.load_generator(path, options.device, torch.float16 if options.fp16 else None)
+    loaded = generator.load_generator(path, options.device, torch.float16 if options.fp16 else None,
+                                      precision=options.precision)
+    note = getattr(loaded, "note", None)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return loaded

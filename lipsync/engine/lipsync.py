@@ -33,6 +33,7 @@ from ..options import LipSyncOptions, RunOptions, default_of
 from ..restore import FaceRestorer, load_restorer
 from ..types import Detection, FaceFrame, LengthPolicy, VideoInfo, Waveform
 from ..faces import detect_frames
+from ..faces.run import range_warmup
 from .summary import describe_inputs
 from .stages import (
     Generating,
@@ -142,14 +143,16 @@ def detect_range(plan: JobPlan, options: LipSyncOptions, detector: FaceDetector,
     """The detections of output frames [a, b) of ``plan`` (None for frames ``detect_every``
     skips), for ``track_detections`` to track with the other ranges' (no tracking here)."""
     start, stop = _frame_range(frames, plan.frames)
-    source = range_frames(plan.video, options.source, plan.frames, plan.policy, start, stop)
-    found: list[list[Detection] | None] = []
     detector = displayed(detector, plan.info.sample_aspect_ratio)
-    for detections in detect_frames(source, detector, options.faces.detect_every, first=start):
+    every = options.faces.detect_every
+    warm = range_warmup(start, detector, every)  # region searches: from the whole-frame search before
+    source = range_frames(plan.video, options.source, plan.frames, plan.policy, warm, stop)
+    found: list[list[Detection] | None] = []
+    for detections in detect_frames(source, detector, every, first=warm):
         if should_stop is not None and len(found) % 32 == 0 and should_stop():
-            raise Cancelled(f"Stopped detecting after {len(found)} of {stop - start} frames.")
+            raise Cancelled(f"Stopped detecting after {len(found)} of {stop - warm} frames.")
         found.append(detections)
-    return found
+    return found[start - warm:]
 
 
 def _frame_range(frames: tuple[int, int] | None, n_out: int) -> tuple[int, int]:

@@ -12,8 +12,10 @@ from ..models._download import download, ensure_file
 from ..models.registry import REGISTRY, RemoteFile
 from .detectors import (
     DETECT_MAX_SIDE,
+    FULL_FRAME_EVERY,
     FaceDetector,
     InsightFaceDetector,
+    RegionDetector,
     YuFaceDetector,
     YuNetDetector,
     available_detectors,
@@ -31,6 +33,7 @@ __all__ = [
     "FaceDetector",
     "FaceTracker",
     "InsightFaceDetector",
+    "RegionDetector",
     "RemoteFile",
     "YuFaceDetector",
     "YuNetDetector",

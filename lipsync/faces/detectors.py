@@ -35,8 +35,10 @@ from ..models.folders import default_models_dir
 from ..models.registry import REGISTRY
 
 __all__ = [
+    "FULL_FRAME_EVERY",
     "FaceDetector",
     "InsightFaceDetector",
+    "RegionDetector",
     "YuFaceDetector",
     "YuNetDetector",
     "available_detectors",
@@ -338,6 +340,115 @@ class InsightFaceDetector:
             kps = None if face.kps is None else np.asarray(face.kps, dtype=np.float32).reshape(5, 2)
             result.append(Detection(x1, y1, x2, y2, float(face.det_score), kps))
         return result
+
+
+FULL_FRAME_EVERY = 10
+"""``RegionDetector``'s default: the whole frame is searched every 10th frame (0.4 s at 25 fps),
+so a face that enters the picture is found within that; in between only around the faces."""
+
+REGION_MARGIN = 0.35
+"""Around each face, a region this many face widths (heights) wider (taller) on every side is
+searched: a head can move a third of its width between two frames and still be found there
+(else the whole frame is searched)."""
+
+REGION_GRID = 32
+"""Regions start and end on multiples of this (pixels of the downscaled frame): the coarsest
+stride of the YuNet family's feature maps."""
+
+
+def _iou(a: Detection, b: Detection) -> float:
+    w = min(a.x2, b.x2) - max(a.x1, b.x1)
+    h = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / (a.area + b.area - inter)
+
+
+class RegionDetector:
+    """A detector that searches the whole frame only every ``full_every``-th call, and in between
+    only the regions around the faces it found last (``REGION_MARGIN`` around each).
+
+    Why: detection costs in proportion to the pixels searched; a face region is 4-6 times
+    smaller than the frame (720p detected at 640 px), and every frame still gets a real detection,
+    so the boxes keep their steadiness and follow fast moves (a tracker between detections would
+    lag or drift). The regions are cut from the frame downscaled exactly as a whole-frame
+    detection downscales it (``max_side``), so a face is seen at the same scale and resampling
+    either way (at 720p they may still differ by a pixel or two, so the faces a whole-frame search
+    finds are detected again in their regions: every box comes from a region search). A frame
+    where no face is found in the regions is searched whole at once.
+    ``detector``: a backend with a ``max_side`` (yuface, yunet); the frames must keep one size.
+    """
+
+    def __init__(self, detector: FaceDetector, full_every: int = FULL_FRAME_EVERY,
+                 margin: float = REGION_MARGIN) -> None:
+        if full_every < 1:
+            raise InputError(f"full_every must be >= 1; got {full_every}.")
+        self.detector = detector
+        self.name = detector.name
+        self.full_every = int(full_every)
+        self.margin = float(margin)
+        self.max_side = int(getattr(detector, "max_side", DETECT_MAX_SIDE))
+        self._calls = 0
+        self._last: list[Detection] = []
+        self.whole_frames = 0
+        """How many calls searched the whole frame (for measurements)."""
+
+    def detect(self, frame: Frame, whole: bool | None = None) -> list[Detection]:
+        """The faces in ``frame``; ``whole``: search the whole frame (True) or the regions (False,
+        the whole frame when there are none or nothing is found there); None: every
+        ``full_every``-th call searches the whole frame (counted from this detector's first call)."""
+        count, self._calls = self._calls, self._calls + 1
+        if whole is None:
+            whole = count % self.full_every == 0
+        if self._last and not whole:
+            found = self._in_regions(frame)
+            if found:
+                self._last = found
+                return found
+        self.whole_frames += 1
+        self._last = self.detector.detect(frame)
+        # The faces found are detected again in their regions, so every box comes from the same
+        # kind of search (a region and the whole frame can differ by a pixel or two, which would
+        # show as a jump every full_every frames).
+        found = self._in_regions(frame) if self._last and self.full_every > 1 else []
+        if found:
+            self._last = found
+        return self._last
+
+    def _in_regions(self, frame: Frame) -> list[Detection]:
+        image, back = _scaled(frame, self.max_side)
+        height, width = image.shape[:2]
+        found: list[Detection] = []
+        for face in self._last:
+            x1, y1, x2, y2 = (v / back for v in (face.x1, face.y1, face.x2, face.y2))
+            mx, my = (x2 - x1) * self.margin, (y2 - y1) * self.margin
+            # On the detector's own grid (its coarsest stride): the face meets the network's
+            # anchors where a whole-frame detection meets them, so both give the same box.
+            g = REGION_GRID
+            left, top = max(0, int(x1 - mx) // g * g), max(0, int(y1 - my) // g * g)
+            right, bottom = min(width, -(-int(np.ceil(x2 + mx)) // g) * g), min(height, -(-int(np.ceil(y2 + my)) // g) * g)
+            if right - left < 8 or bottom - top < 8:
+                continue
+            for d in self.detector.detect(image[top:bottom, left:right]):
+                points = None if d.landmarks is None else (d.landmarks + np.float32([left, top])) * np.float32(back)
+                moved = Detection((d.x1 + left) * back, (d.y1 + top) * back, (d.x2 + left) * back,
+                                  (d.y2 + top) * back, d.score, points)
+                same = [o for o in found if _iou(moved, o) >= 0.5]  # seen from two overlapping regions
+                if all(o.score < moved.score for o in same):
+                    found = [o for o in found if o not in same] + [moved]
+        return found
+
+
+def _scaled(frame: Frame, max_side: int) -> tuple[np.ndarray, float]:
+    """``frame`` (RGB) downscaled as ``_prepare`` does, and the factor back to frame pixels."""
+    height, width = frame.shape[:2]
+    longest = max(height, width)
+    if longest <= max_side:
+        return frame, 1.0
+    scale = max_side / float(longest)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), width / float(size[0])
 
 
 def _importable(module: str) -> bool:

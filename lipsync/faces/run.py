@@ -1,5 +1,8 @@
 """Frames in, (frame, face) pairs out: detection every k-th frame and the tracker, or a fixed box.
 
+Detection searches the whole frame every ``full_frame_every``-th frame and only around the last
+faces in between (``RegionDetector``: 4-6 times less work at 720p, the same steadiness).
+
 ``run_detection`` ties a detector and a ``FaceTracker`` over an iterable of frames (streaming:
 only the frames awaiting finalisation are held); ``detect_frames`` is its detection half alone
 (what a cluster worker runs on a frame range: the tracker then runs once over all of them);
@@ -19,10 +22,10 @@ import numpy as np
 from ..errors import InputError
 from ..media.aspect import to_square_pixels
 from ..types import Box, Detection, FaceFrame, Frame
-from .detectors import FaceDetector
+from .detectors import FULL_FRAME_EVERY, FaceDetector, RegionDetector
 from .track import FaceTracker
 
-__all__ = ["SquarePixelDetector", "detect_frames", "fixed_box_track", "run_detection"]
+__all__ = ["SquarePixelDetector", "detect_frames", "fixed_box_track", "range_warmup", "run_detection"]
 
 
 class SquarePixelDetector:
@@ -55,15 +58,47 @@ class SquarePixelDetector:
 
 
 def detect_frames(
-    frames: Iterable[Frame], detector: FaceDetector, detect_every: int = 1, first: int = 0
+    frames: Iterable[Frame], detector: FaceDetector, detect_every: int = 1, first: int = 0,
+    full_frame_every: int = FULL_FRAME_EVERY,
 ) -> Iterator[list[Detection] | None]:
     """The detections of each frame, None for the frames that are not sampled: frame ``first + i``
-    (its index on the job's timeline) is detected when that index is a multiple of ``detect_every``,
-    so a frame range is sampled exactly as a whole run samples it."""
+    (its index on the job's timeline) is detected when that index is a multiple of ``detect_every``.
+
+    ``full_frame_every`` > 1: of the sampled frames, those whose sample number (index //
+    ``detect_every``) is a multiple of it search the whole frame, the others only the regions
+    around the faces found last (``RegionDetector``; for detectors that downscale the frame
+    themselves, yuface and yunet). 1: always the whole frame. Both rules count on the job's
+    timeline, so a frame range that starts at a whole-frame search (``range_warmup``) gives
+    exactly the detections a whole run gives there."""
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1; got {detect_every}.")
+    regions = _regions(detector, full_frame_every)
     for i, frame in enumerate(frames, first):
-        yield detector.detect(frame) if i % detect_every == 0 else None
+        if i % detect_every:
+            yield None
+        elif regions is None:
+            yield detector.detect(frame)
+        else:
+            yield regions.detect(frame, whole=(i // detect_every) % regions.full_every == 0)
+
+
+def range_warmup(start: int, detector: FaceDetector, detect_every: int = 1,
+                 full_frame_every: int = FULL_FRAME_EVERY) -> int:
+    """The frame to start detecting at so that frame ``start``'s detections equal a whole run's:
+    ``start`` itself, or, with region searches, the whole-frame search before it."""
+    regions = _regions(detector, full_frame_every)
+    if regions is None:
+        return start
+    period = detect_every * regions.full_every
+    return start - start % period
+
+
+def _regions(detector: FaceDetector, full_frame_every: int) -> RegionDetector | None:
+    if isinstance(detector, RegionDetector):
+        return detector
+    if full_frame_every > 1 and hasattr(detector, "max_side"):
+        return RegionDetector(detector, full_frame_every)
+    return None
 
 
 def run_detection(
@@ -71,8 +106,13 @@ def run_detection(
     detector: FaceDetector,
     tracker: FaceTracker,
     detect_every: int = 1,
+    full_frame_every: int = FULL_FRAME_EVERY,
 ) -> Iterator[tuple[Frame, FaceFrame]]:
     """Detect (every ``detect_every``-th frame), track, and pair each frame with its FaceFrame.
+
+    ``full_frame_every`` > 1: of the detections, only every ``full_frame_every``-th searches the
+    whole frame, the others the regions around the faces found last (``RegionDetector``; for
+    detectors that downscale the frame themselves, yuface and yunet). 1: always the whole frame.
 
     Only the frames awaiting finalisation are buffered (see FaceTracker for the bound); the
     stream ends with ``tracker.flush()``, so every input frame comes out exactly once, in order.
@@ -89,7 +129,7 @@ def run_detection(
             waiting.append(frame)
             yield frame
 
-    for detections in detect_frames(checked(), detector, detect_every):
+    for detections in detect_frames(checked(), detector, detect_every, full_frame_every=full_frame_every):
         for face in tracker.push(detections):
             yield waiting.popleft(), face
     for face in tracker.flush():

@@ -25,6 +25,7 @@ DECLARING = {
     "ReSyncLipSyncVideo",
     "ReSyncRevoiceSegment",
     "ReSyncLipSyncBatch",
+    "ReSyncLoadWav2LipModel",
 }
 """The nodes that build options from the groups."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io as bytes_io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_checkpoint_loads_into_the_hosts_model_patcher(pack) -> None:
     torch.save({"state_dict": {f"module.{k}": v for k, v in Wav2Lip().state_dict().items()}}, folder / "random.pth")
     assert "random.pth" in pack.schema("ReSyncLoadWav2LipModel").inputs[0].options
     assert pack.validate("ReSyncLoadWav2LipModel", ckpt_name="random.pth") is True
-    model = pack.run("ReSyncLoadWav2LipModel", ckpt_name="random.pth").args[0]
+    model = pack.run("ReSyncLoadWav2LipModel", ckpt_name="random.pth", cpu_precision="exact").args[0]
     assert type(model.patcher).__name__ == "ModelPatcher" and model.patcher.load_device == torch.device("cpu")
     assert next(model.patcher.model.parameters()).dtype == torch.float32
     fingerprint = pack.nodes["ReSyncLoadWav2LipModel"].fingerprint_inputs(ckpt_name="random.pth")
@@ -166,6 +167,23 @@ def _graph(pack, clip: str, wave: Waveform, mode: str, **mel_options) -> tuple:
     faces, out_track = pack.run("ReSyncWav2LipGenerate", images=images, faces=track, mel=mel, model=pack.model).args
     frames, mask = pack.run("ReSyncComposite", images=images, faces=faces, face_track=out_track, mode=mode).args
     return images, faces, out_track, frames, mask
+
+
+def test_on_the_cpu_the_default_precision_runs_the_reduced_precision_generator(pack, checkpoint) -> None:
+    pytest.importorskip("openvino")
+    from lipsync.models.wav2lip import cpu
+
+    if "bf16" not in cpu.cpu_capabilities():
+        pytest.skip("this CPU has no BF16")
+    folder = pack.models / "wav2lip"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(checkpoint, folder / "random.pth")
+    model = pack.run("ReSyncLoadWav2LipModel", ckpt_name="random.pth").args[0]
+    assert model.cpu_precision == "fast"
+    generator = model.generator()
+    assert type(generator).__name__ == "OpenVinoGenerator" and model.generator() is generator  # made once
+    out = generator(np.zeros((2, 80, 16), np.float32), np.zeros((2, 6, 96, 96), np.float32))
+    assert out.shape == (2, 3, 96, 96) and out.dtype == np.float32
 
 
 @pytest.mark.parametrize("mode", ["mouth", "reference"])

@@ -38,7 +38,7 @@ def pack(host, monkeypatch, checkpoint):
     folder = host.models / "wav2lip"
     folder.mkdir(parents=True)
     shutil.copy(checkpoint, folder / checkpoint.name)
-    host.model = host.run("ReSyncLoadWav2LipModel", ckpt_name=checkpoint.name).args[0]
+    host.model = host.run("ReSyncLoadWav2LipModel", ckpt_name=checkpoint.name, cpu_precision="exact").args[0]
     host.detector = detector
     write_talk(host.input / "talk.mkv")
     return host

@@ -5,7 +5,8 @@ and an ONNX backend.
 the 6-channel input (``preprocess``), batching and the reference's uint8 step. A backend only
 implements the raw network call ``network(mel (B, 80, 16) float32, faces (B, 6, 96, 96)
 float32) -> (B, 3, 96, 96) float32`` (BGR, [0, 1]): ``TorchGenerator``, ``OnnxGenerator``, or
-any callable given to ``Wav2LipGenerator(network)`` (the tests' stand-ins).
+any callable given to ``Wav2LipGenerator(network)`` (the tests' stand-ins); on a CPU in reduced
+precision ``OpenVinoGenerator`` or a bfloat16 ``TorchGenerator`` (``lipsync.models.wav2lip.cpu``).
 
 The torch backend reads its device and dtype from the module's parameters on every call, so a
 host that moves the module between devices (ComfyUI's model manager) is simply followed.
@@ -24,16 +25,20 @@ import numpy.typing as npt
 import torch
 
 from ...errors import InputError, ModelError
+from ...types import Precision
 from ..base import AudioFeatures, CropSpec, Generator
+from . import cpu
+from ..safe_load import require_file
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from .features import MelFeatures
 from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
-from .preprocess import predict, to_uint8_reference
+from .preprocess import model_inputs, predict, to_uint8_reference
 
 __all__ = [
     "LICENCE",
     "Generator",
     "OnnxGenerator",
+    "OpenVinoGenerator",
     "Wav2LipGenerator",
     "TorchGenerator",
     "build_module",
@@ -60,6 +65,8 @@ class Wav2LipGenerator:
     licence = LICENCE
     crop = CROP
     name = "wav2lip"
+    note: str | None = None
+    """One line for the user when the generator runs otherwise than asked (e.g. a precision the CPU lacks)."""
     _network: Callable[[F32, F32], F32] | None = None
 
     def __init__(self, network: Callable[[F32, F32], F32] | None = None, name: str | None = None) -> None:
@@ -243,12 +250,69 @@ class OnnxGenerator(Wav2LipGenerator):
         return np.asarray(out[0], dtype=np.float32)
 
 
+class OpenVinoGenerator(Wav2LipGenerator):
+    """Wav2Lip on the CPU through OpenVINO, in bf16 (``fast``) or int8 (``fastest``): the runtime
+    part is ``cpu.OpenVinoNetwork`` (conversion, NNCF calibration, the cache beside the weights).
+
+    ``fastest`` calibrates on the first faces it is given (the first ``generate`` call) unless
+    ``calibrate`` was called; a cached int8 model is used as it is.
+    """
+
+    def __init__(self, network: cpu.OpenVinoNetwork, name: str = "wav2lip", note: str | None = None) -> None:
+        super().__init__(network, name=name)
+        self.network = network
+        self.precision = network.precision
+        self.note = note
+
+    @property
+    def ready(self) -> bool:
+        """Whether the network is compiled (``fastest`` before its calibration: not yet)."""
+        return self.network.ready
+
+    def calibrate(self, crops_bgr: npt.NDArray[np.uint8], mel: F32, batch_size: int = 8) -> None:
+        """Calibrate ``fastest`` on (B, 96, 96, 3) uint8 BGR crops of real faces and their (B, 80, 16)
+        mel windows of real speech (see ``cpu.OpenVinoNetwork.calibrate``)."""
+        faces = model_inputs(np.asarray(crops_bgr))
+        mel = np.asarray(mel, dtype=np.float32)
+        self.network.calibrate([(mel[i : i + batch_size], faces[i : i + batch_size])
+                                for i in range(0, len(faces), batch_size)])
+
+    def memory_estimate(self, batch_size: int) -> int:
+        return super().memory_estimate(batch_size) // (4 if self.precision == "fastest" else 2)
+
+
+def _cpu_generator(path: str | os.PathLike[str], precision: Precision) -> Generator:
+    """The generator of ``precision`` on this CPU, or the next one it can do (its ``note`` says so)."""
+    with_ov, with_nncf = cpu.openvino_available()
+    got, note = cpu.plan_precision(precision, cpu.cpu_capabilities(), with_ov, with_nncf)
+    name = Path(path).stem
+    generator: Wav2LipGenerator
+    if got == "exact":
+        generator = TorchGenerator(build_module(read_state_dict(path)), name=name)
+    elif with_ov:
+        require_file(path, "Wav2Lip checkpoint", CHECKPOINT_HELP)
+        threads = max(1, torch.get_num_threads())
+        network = cpu.OpenVinoNetwork(lambda: build_module(read_state_dict(path)), got, weights=path,
+                                      streams=min(threads, MAX_CPU_WORKERS), threads=threads)
+        generator = OpenVinoGenerator(network, name=name)
+    else:
+        generator = TorchGenerator(cpu.bf16_module(build_module(read_state_dict(path))), name=name)
+    generator.note = note
+    return generator
+
+
 def load_generator(
-    path: str | os.PathLike[str], device: str | torch.device = "auto", dtype: torch.dtype | None = None
+    path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | None = None,
+    precision: Precision = "exact",
 ) -> Generator:
     """Load a checkpoint (.pth/.pt/.safetensors via torch, .onnx via onnxruntime) ready to run.
 
     ``dtype`` defaults to float32; float16 is offered on CUDA (the CPU has no fast fp16 convs).
+    ``precision`` (CPU only, torch checkpoints): ``exact`` float32, ``fast`` bfloat16, ``fastest``
+    int8, where the CPU has them (``lipsync.models.wav2lip.cpu``; the generator's ``note`` says
+    when it falls back).
     """
     dev = resolve_device(device)
     if Path(path).suffix.lower() == ".onnx":
@@ -258,6 +322,8 @@ def load_generator(
     dtype = dtype or torch.float32
     if dtype == torch.float16 and dev.type == "cpu":
         raise InputError("float16 needs a GPU (cuda or mps); on the CPU use float32.")
+    if dev.type == "cpu" and precision != "exact":
+        return _cpu_generator(path, precision)
     module = build_module(read_state_dict(path)).to(dev, dtype)
     return TorchGenerator(module, name=Path(path).stem)
 

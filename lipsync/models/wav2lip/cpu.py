@@ -1,0 +1,386 @@
+"""Wav2Lip on a CPU in reduced precision: ``exact`` (float32), ``fast`` (bfloat16), ``fastest`` (int8).
+
+``exact`` is ``TorchGenerator`` in float32, unchanged. The other two use what the CPU offers,
+found at run time:
+
+- with OpenVINO (the optional extra ``pip install comfyui-resync[openvino]``, i.e. ``openvino``
+  and ``nncf``): ``OpenVinoNetwork`` (behind ``generator.OpenVinoGenerator``). The torch module is converted once
+  (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``);
+  ``fastest`` quantizes it to int8 with NNCF, calibrated on real crops and mel windows (the
+  first job's, or ``calibrate``), keeping the first and last layers (``INT8_KEEP``) in bf16.
+  What the CPU can do is OpenVINO's own ``OPTIMIZATION_CAPABILITIES`` (BF16, INT8);
+- without OpenVINO: ``fast`` and ``fastest`` are torch in bfloat16 with BatchNorm folded into
+  the convolutions, channels-last (``bf16_module`` in a ``TorchGenerator``), where
+  ``/proc/cpuinfo`` lists a BF16 instruction set.
+
+A precision the CPU cannot do falls back to the next one it can (fastest → fast → exact); the
+generator's ``note`` says so in one line. The converted and quantized models are cached as
+OpenVINO IR (``.xml`` + ``.bin``) in ``.resync-cache/`` beside the weights (a user cache folder
+when that folder is not writable), named by the weights' sha256 and the runtime's versions,
+written atomically (``lipsync.media.atomic``).
+
+Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): see the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from ...errors import DependencyError, ModelError
+from ...media.atomic import atomic_path
+from ...types import Precision
+from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
+
+__all__ = [
+    "CACHE_FOLDER",
+    "INT8_KEEP",
+    "OpenVinoNetwork",
+    "bf16_module",
+    "cpu_capabilities",
+    "fold_batchnorm",
+    "openvino_available",
+    "plan_precision",
+    "user_cache_dir",
+    "weights_sha256",
+]
+
+F32 = npt.NDArray[np.float32]
+Batches = Sequence[tuple[F32, F32]]
+
+CACHE_FOLDER = ".resync-cache"
+"""The folder beside the weights that holds the converted models."""
+
+INT8_KEEP = (r".*audio_encoder\..*", r".*output_block.*")
+"""Layers ``fastest`` keeps in bf16 (NNCF ignored-scope patterns on OpenVINO's node names): the
+audio encoder (small: 1 channel in, 16 columns; OpenVINO 2026.4's CPU plugin finds no kernel for
+its int8 convolutions beside bf16) and the output block (the face's pixels)."""
+
+CALIBRATION_FACES = 64
+"""At most this many faces calibrate the int8 model."""
+
+_CACHE_FORMAT = 1
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+# --- what the CPU can do
+
+
+def _openvino() -> Any | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
+def _nncf_available() -> bool:
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _cpuinfo_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    return set(match.group(1).split()) if match else set()
+
+
+def cpu_capabilities(core: Any | None = None) -> set[str]:
+    """``{"bf16", "int8"}`` or a part of it: the reduced precisions this CPU computes fast.
+
+    With OpenVINO: its CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (which honours
+    ``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2`` simulates a CPU without BF16/VNNI); else the
+    instruction-set flags of ``/proc/cpuinfo`` (empty where there is none)."""
+    ov = _openvino()
+    if ov is not None:
+        try:
+            caps = set((core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        except RuntimeError:
+            caps = set()
+        return {name for name, cap in (("bf16", "BF16"), ("int8", "INT8")) if cap in caps}
+    flags = _cpuinfo_flags()
+    found = set()
+    if any(f in flags for f in _BF16_FLAGS):
+        found.add("bf16")
+    if any(f in flags for f in _INT8_FLAGS):
+        found.add("int8")
+    return found
+
+
+def plan_precision(asked: Precision, capabilities: set[str], openvino: bool, nncf: bool) -> tuple[Precision, str | None]:
+    """(the precision that will run, the note saying why it is not ``asked``, or None)."""
+    if asked == "exact":
+        return "exact", None
+    if asked == "fastest":
+        if openvino and nncf and "int8" in capabilities and "bf16" in capabilities:
+            return "fastest", None
+        if not (openvino and nncf):
+            why = "int8 needs OpenVINO and NNCF (pip install openvino nncf)"
+        else:
+            why = "this CPU has no fast int8 with bf16 (VNNI and BF16)"
+        got, _ = plan_precision("fast", capabilities, openvino, nncf)
+        return got, f"precision fastest: {why}; using {got}."
+    if "bf16" in capabilities:
+        return "fast", None
+    return "exact", "precision fast: this CPU has no BF16 instructions; using exact (float32)."
+
+
+# --- the torch bf16 path (no OpenVINO)
+
+
+def fold_batchnorm(module: Wav2Lip) -> Wav2Lip:
+    """``module`` with every BatchNorm folded into the convolution before it (in place, eval only)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for block in module.modules():
+        seq = getattr(block, "conv_block", None)
+        if isinstance(seq, nn.Sequential) and len(seq) == 2 and isinstance(seq[1], nn.BatchNorm2d):
+            conv = seq[0]
+            fused = fuse_conv_bn_eval(conv, seq[1], transpose=isinstance(conv, nn.ConvTranspose2d))
+            block.conv_block = nn.Sequential(fused)
+    return module
+
+
+def bf16_module(module: Wav2Lip) -> Wav2Lip:
+    """``module`` (float32) made bfloat16, BatchNorm folded, channels-last: torch's fast CPU path
+    where OpenVINO is missing (a ``TorchGenerator`` casts the inputs to its dtype)."""
+    return fold_batchnorm(module).to(torch.bfloat16, memory_format=torch.channels_last)
+
+
+def openvino_available() -> tuple[bool, bool]:
+    """(OpenVINO importable, NNCF importable)."""
+    ov = _openvino() is not None
+    return ov, ov and _nncf_available()
+
+
+# --- the cache
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def user_cache_dir() -> Path:
+    """This library's folder in the user's cache (``$XDG_CACHE_HOME``, ``%LOCALAPPDATA%``, ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or str(Path.home() / ".cache")
+    return Path(base) / "resync-lipsync"
+
+
+def _save_ir(model: Any, xml: Path) -> Path:
+    """Write ``model`` as ``xml`` + its ``.bin``, atomically: the ``.bin`` lands first, so an
+    ``.xml`` under the final name always has its complete weights."""
+    ov = _openvino()
+    assert ov is not None
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(xml) as temp_xml:
+        temp_bin = temp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(model, str(temp_xml), compress_to_fp16=False)
+            os.replace(temp_bin, xml.with_suffix(".bin"))
+        finally:
+            temp_bin.unlink(missing_ok=True)
+    return xml
+
+
+def _marked_read_only(folder: Path) -> bool:
+    """Whether ``folder`` exists without any write permission bit (a shared, read-only folder)."""
+    try:
+        return not (folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
+class _Cache:
+    """Where the IR files of one checkpoint live: ``<weights dir>/.resync-cache``, else the user's cache."""
+
+    def __init__(self, weights: Path, sha256: str, versions: str) -> None:
+        self.stem = f"{weights.stem}.{sha256[:16]}.{versions}"
+        self.folders = [weights.parent / CACHE_FOLDER, user_cache_dir() / "openvino"]
+
+    def find(self, kind: str) -> Path | None:
+        for folder in self.folders:
+            xml = folder / f"{self.stem}.{kind}.xml"
+            if xml.is_file() and xml.with_suffix(".bin").is_file():
+                return xml
+        return None
+
+    def store(self, model: Any, kind: str) -> Path | None:
+        """Save ``model``; None when no folder is writable (it then lives in memory only). A
+        folder marked read-only is left alone even where the user could write it (root)."""
+        for folder in self.folders:
+            if _marked_read_only(folder.parent):
+                continue
+            try:
+                return _save_ir(model, folder / f"{self.stem}.{kind}.xml")
+            except OSError:
+                continue
+        return None
+
+
+# --- OpenVINO
+
+
+def _versions(ov: Any, int8: bool) -> str:
+    """The part of a cache name that changes with the runtime (and NNCF for int8)."""
+    version = "ov" + ov.get_version().split("-")[0]
+    if int8:
+        import nncf
+
+        version += "-nncf" + nncf.__version__
+    return f"{version}-f{_CACHE_FORMAT}"
+
+
+class OpenVinoNetwork:
+    """The Wav2Lip network compiled by OpenVINO for the CPU, in bf16 (``fast``) or int8 (``fastest``):
+    ``network(mel (B, 80, 16), faces (B, 6, 96, 96))`` → (B, 3, 96, 96) float32, like the torch module.
+
+    ``module``: the float32 network, or a function that reads it (called only when no converted
+    model is cached: a cached one is read without the torch weights); ``weights``: its file,
+    which names the cache (None: no cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
+    share of ``threads``), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
+    use, calibrated on the batches of the first call (or ``calibrate``), and cached; later
+    loads read it.
+    """
+
+    def __init__(self, module: Wav2Lip | Callable[[], Wav2Lip], precision: Precision, *,
+                 weights: str | os.PathLike[str] | None = None, streams: int = 2, threads: int | None = None) -> None:
+        ov = _openvino()
+        if ov is None:
+            raise DependencyError("Precision fast/fastest through OpenVINO needs it: pip install openvino nncf.")
+        if precision not in ("fast", "fastest"):
+            raise ValueError(f"OpenVinoNetwork runs fast or fastest, not {precision!r}")
+        self._ov = ov
+        self._core = ov.Core()
+        self.precision: Precision = precision
+        self._module: Wav2Lip | Callable[[], Wav2Lip] | None = module
+        self._lock = threading.Lock()
+        self.streams = max(1, int(streams))
+        self._threads = max(self.streams, int(threads or torch.get_num_threads()))
+        self._cache: dict[str, _Cache] = {}
+        if weights is not None:
+            sha = weights_sha256(weights)
+            self._cache["f32"] = _Cache(Path(weights), sha, _versions(ov, False))
+            if precision == "fastest":
+                self._cache["int8"] = _Cache(Path(weights), sha, _versions(ov, True))
+        self._queue: Any = None
+        if precision == "fast":
+            self._compile(self._float_model())
+        else:
+            cached = self._cache["int8"].find("int8") if "int8" in self._cache else None
+            if cached is not None:
+                self._compile(self._core.read_model(str(cached), str(cached.with_suffix(".bin"))))
+
+    @property
+    def ready(self) -> bool:
+        """Whether the network is compiled (``fastest`` waits for its calibration batches)."""
+        return self._queue is not None
+
+    def _float_model(self) -> Any:
+        """The float32 OpenVINO model: from the cache, else converted from the torch module (and cached)."""
+        cache = self._cache.get("f32")
+        cached = cache.find("f32") if cache is not None else None
+        if cached is not None:
+            return self._core.read_model(str(cached), str(cached.with_suffix(".bin")))
+        if self._module is None:
+            raise ModelError("The float32 network is no longer held; load the generator again.")
+        module = self._module if isinstance(self._module, nn.Module) else self._module()
+        example = (torch.zeros(1, 1, NUM_MELS, MEL_STEP), torch.zeros(1, 6, IMG_SIZE, IMG_SIZE))
+        with warnings.catch_warnings():  # the converter traces with torch.jit, which warns it is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            model = self._ov.convert_model(
+                module, example_input=example,
+                input=[("mel", [-1, 1, NUM_MELS, MEL_STEP]), ("faces", [-1, 6, IMG_SIZE, IMG_SIZE])],
+            )
+        if cache is not None:
+            cache.store(model, "f32")
+        return model
+
+    def _compile(self, model: Any) -> None:
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16",
+            "PERFORMANCE_HINT": "THROUGHPUT",
+            "NUM_STREAMS": self.streams,
+            "INFERENCE_NUM_THREADS": self._threads,
+        }
+        compiled = self._core.compile_model(model, "CPU", config)
+        self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
+        self._module = None  # the torch weights are not needed any more
+
+    def calibrate(self, batches: Batches) -> None:
+        """Make (or load) the int8 model of ``fastest``: NNCF post-training quantization,
+        calibrated on (mel (B, 80, 16), faces (B, 6, 96, 96)) ``batches`` of real faces and speech
+        (at most ``CALIBRATION_FACES`` faces), ``INT8_KEEP`` left in bf16. No-op once ready."""
+        with self._lock:
+            if self._queue is not None:
+                return
+            try:
+                import nncf
+            except ImportError as exc:
+                raise DependencyError("Precision fastest needs NNCF: pip install nncf.") from exc
+            data, count = [], 0
+            for mel, faces in batches:
+                if count >= CALIBRATION_FACES:
+                    break
+                data.append(_inputs(mel, faces))
+                count += len(faces)
+            if not data:
+                raise ValueError("calibrating int8 needs at least one batch of faces")
+            float_model = self._float_model()
+            nncf.set_log_level(logging.WARNING)  # its per-layer notes and progress bars are not for users
+            quantized = nncf.quantize(
+                float_model, nncf.Dataset(data), subset_size=len(data),
+                ignored_scope=nncf.IgnoredScope(patterns=list(INT8_KEEP)),
+            )
+            cache = self._cache.get("int8")
+            if cache is not None:
+                cache.store(quantized, "int8")
+            self._compile(quantized)
+
+    def run_batches(self, batches: Batches) -> list[F32]:
+        """The network on each (mel, faces) batch, ``streams`` at a time (``fastest``: calibrated
+        on these batches first when it is not ready)."""
+        if self._queue is None:
+            self.calibrate(batches)
+        results: list[F32 | None] = [None] * len(batches)
+
+        def done(request: Any, index: int) -> None:
+            results[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+        with self._lock:
+            self._queue.set_callback(done)
+            for index, (mel, faces) in enumerate(batches):
+                self._queue.start_async(list(_inputs(mel, faces)), userdata=index)
+            self._queue.wait_all()
+        return [r for r in results if r is not None]
+
+    def __call__(self, mel: F32, faces: F32) -> F32:
+        return self.run_batches([(mel, faces)])[0]
+
+
+def _inputs(mel: F32, faces: F32) -> tuple[F32, F32]:
+    return (np.ascontiguousarray(mel, dtype=np.float32).reshape(-1, 1, NUM_MELS, MEL_STEP),
+            np.ascontiguousarray(faces, dtype=np.float32))

@@ -1,0 +1,99 @@
+"""RegionDetector (lipsync.faces.detectors): whole-frame searches only every n-th frame, the
+regions around the last faces in between, with the same boxes a whole-frame search gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import MEDIA
+
+from lipsync.faces import FaceTracker, RegionDetector, create_detector, run_detection
+from lipsync.faces.detectors import YuFaceDetector
+from lipsync.media.video import iter_frames
+from lipsync.types import Detection
+
+CLOSEUP = MEDIA / "astronaut_closeup_5s_silent.mp4"
+
+
+class BrightSquare:
+    """A fake backend: the bounding box of the pixels brighter than 200 in what it is shown,
+    downscaling frames larger than ``max_side`` the way the real backends do."""
+
+    name = "square"
+
+    def __init__(self, max_side: int = 640) -> None:
+        self.max_side = max_side
+        self.shown: list[tuple[int, int]] = []
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        back = 1.0
+        if max(h, w) > self.max_side:
+            s = self.max_side / max(h, w)
+            size = (round(w * s), round(h * s))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            back = w / size[0]
+        self.shown.append(frame.shape[:2])
+        ys, xs = np.nonzero(frame[:, :, 0] > 200)
+        if len(xs) == 0:
+            return []
+        x1, x2, y1, y2 = xs.min() * back, (xs.max() + 1) * back, ys.min() * back, (ys.max() + 1) * back
+        marks = np.float32([[x1, y1], [x2, y1], [(x1 + x2) / 2, (y1 + y2) / 2], [x1, y2], [x2, y2]])
+        return [Detection(float(x1), float(y1), float(x2), float(y2), 0.9, marks)]
+
+
+def square_frame(x: int, y: int, size: int = 160) -> np.ndarray:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[y : y + size, x : x + size] = 255
+    return frame
+
+
+def test_regions_map_back_to_frame_pixels_and_search_less() -> None:
+    backend = BrightSquare()
+    regions = RegionDetector(backend, full_every=4)
+    for i, x in enumerate(range(400, 480, 10)):  # moving 10 px a frame
+        got = regions.detect(square_frame(x, 200))
+        assert len(got) == 1
+        d = got[0]
+        assert abs(d.x1 - x) <= 2 and abs(d.y1 - 200) <= 2 and abs(d.x2 - (x + 160)) <= 2
+        assert np.allclose(d.landmarks[0], [d.x1, d.y1])
+    assert regions.whole_frames == 2  # frames 0 and 4
+    region_pixels = [h * w for h, w in backend.shown if (h, w) != (360, 640)]
+    assert region_pixels and max(region_pixels) < 640 * 360 / 3
+
+
+def test_a_face_that_leaves_its_region_is_searched_for_in_the_whole_frame() -> None:
+    regions = RegionDetector(BrightSquare(), full_every=100)
+    regions.detect(square_frame(100, 100))
+    got = regions.detect(square_frame(900, 500))  # far outside the region around the last face
+    assert len(got) == 1 and abs(got[0].x1 - 900) <= 2
+    assert regions.whole_frames == 2
+    assert regions.detect(np.zeros((720, 1280, 3), np.uint8)) == []
+
+
+def test_run_detection_searches_regions_unless_told_otherwise() -> None:
+    backend = BrightSquare()
+    frames = [square_frame(400 + 5 * i, 200) for i in range(12)]
+    out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280)), full_frame_every=1))
+    assert len(out) == 12 and backend.shown.count((360, 640)) == 12
+    backend.shown.clear()
+    out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280))))
+    assert len(out) == 12 and all(face.box is not None for _, face in out)
+    assert backend.shown.count((360, 640)) == 2  # frames 0 and 10
+
+
+@pytest.mark.skipif(not CLOSEUP.is_file(), reason="shared media missing")
+def test_real_faces_get_the_boxes_a_whole_frame_search_gives() -> None:
+    pytest.importorskip("yuface")
+    frames = list(iter_frames(CLOSEUP, frame_load_cap=20))
+    whole = create_detector("yuface")
+    assert isinstance(whole, YuFaceDetector)
+    regions = RegionDetector(create_detector("yuface"), full_every=10)
+    for frame in frames:
+        a = max(whole.detect(frame), key=lambda d: d.area)
+        b = max(regions.detect(frame), key=lambda d: d.area)
+        assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) <= 2.0
+        assert float(np.abs(a.landmarks - b.landmarks).max()) <= 2.0
+    assert regions.whole_frames == 2
