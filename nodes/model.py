@@ -88,6 +88,7 @@ class LoadWav2LipModel(io.ComfyNode):
     USES = Uses(
         groups=(ModelOptions,),
         left={
+            "family": "this node loads Wav2Lip; MuseTalk 1.5 has its own loader (ReSync Load MuseTalk Model)",
             "checkpoint": "the ckpt_name input (a file of the host's wav2lip folders)",
             "models_dir": "the host's model folders",
             "device": "the host's model manager places the network",
