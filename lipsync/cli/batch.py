@@ -98,7 +98,7 @@ def main(argv: Sequence[str]) -> int:
 
         cluster.check()
         require_ray()
-        generator = load_model(replace(opts.model, device="cpu", fp16=False))  # the driver only ships the weights
+        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"))  # the driver only ships the weights
         bar = Progress(sys.stderr, not args.quiet)
         try:
             batch = run_batch_on_cluster(items, args.output, generator, opts, cluster, progress=bar,

@@ -68,7 +68,7 @@ def main(argv: Sequence[str]) -> int:
         from ..cluster import lipsync_video_on_cluster, require_ray  # on use: Ray is an optional extra
 
         require_ray()
-        generator = load_model(replace(opts.model, device="cpu", fp16=False))  # the driver only ships the weights
+        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"))  # the driver only ships the weights
         try:
             result = lipsync_video_on_cluster(args.video, args.audio, output, generator, opts, cluster, progress=bar)
         finally:

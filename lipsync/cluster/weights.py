@@ -35,7 +35,8 @@ def pack_generator(generator: Generator) -> GeneratorPayload:
     if not isinstance(generator, TorchGenerator):
         raise InputError(
             f"The cluster runs Wav2Lip checkpoints loaded with torch (.pth or .safetensors); {generator.name!r} is a "
-            f"{type(generator).__name__}. Give such a checkpoint, or run without --cluster."
+            f"{type(generator).__name__}. Give such a checkpoint loaded in exact precision (--precision exact; in "
+            "ComfyUI cpu_precision exact on Load Wav2Lip Model), or run without --cluster."
         )
     state = {k: v.detach().float().cpu().contiguous() for k, v in generator.module.state_dict().items()}
     return GeneratorPayload(family=generator.family, name=generator.name, weights=save(state))

@@ -21,7 +21,8 @@ import importlib.util
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -376,7 +377,9 @@ class RegionDetector:
     detection downscales it (``max_side``), so a face is seen at the same scale and resampling
     either way (at 720p they may still differ by a pixel or two, so the faces a whole-frame search
     finds are detected again in their regions: every box comes from a region search). A frame
-    where no face is found in the regions is searched whole at once.
+    where no face is found in the regions is searched whole at once. The regions also cover the
+    faces the last two whole-frame searches found where no face is now: someone who turned away
+    or stepped out for a moment is found again when they come back, not at the next whole search.
     ``detector``: a backend with a ``max_side`` (yuface, yunet); the frames must keep one size.
     """
 
@@ -391,6 +394,7 @@ class RegionDetector:
         self.max_side = int(getattr(detector, "max_side", DETECT_MAX_SIDE))
         self._calls = 0
         self._last: list[Detection] = []
+        self._whole: deque[list[Detection]] = deque(maxlen=2)
         self.whole_frames = 0
         """How many calls searched the whole frame (for measurements)."""
 
@@ -408,6 +412,8 @@ class RegionDetector:
                 return found
         self.whole_frames += 1
         self._last = self.detector.detect(frame)
+        if whole:  # only the scheduled searches: what the regions remember depends on the frames alone
+            self._whole.append(self._last)
         # The faces found are detected again in their regions, so every box comes from the same
         # kind of search (a region and the whole frame can differ by a pixel or two, which would
         # show as a jump every full_every frames).
@@ -416,11 +422,14 @@ class RegionDetector:
             self._last = found
         return self._last
 
+    def _remembered(self) -> list[Detection]:
+        return _remembered_faces(self._last, self._whole)
+
     def _in_regions(self, frame: Frame) -> list[Detection]:
         image, back = _scaled(frame, self.max_side)
         height, width = image.shape[:2]
         found: list[Detection] = []
-        for face in self._last:
+        for face in self._last + self._remembered():
             x1, y1, x2, y2 = (v / back for v in (face.x1, face.y1, face.x2, face.y2))
             mx, my = (x2 - x1) * self.margin, (y2 - y1) * self.margin
             # On the detector's own grid (its coarsest stride): the face meets the network's
@@ -438,6 +447,15 @@ class RegionDetector:
                 if all(o.score < moved.score for o in same):
                     found = [o for o in found if o not in same] + [moved]
         return found
+
+
+def _remembered_faces(last: list[Detection], whole: Iterable[list[Detection]]) -> list[Detection]:
+    """Faces of recent whole-frame searches (``whole``) where none of ``last`` is now."""
+    out: list[Detection] = []
+    for face in (f for found in whole for f in found):
+        if all(_iou(face, other) < 0.3 for other in (*last, *out)):
+            out.append(face)
+    return out
 
 
 def _scaled(frame: Frame, max_side: int) -> tuple[np.ndarray, float]:

@@ -85,12 +85,13 @@ def detect_frames(
 def range_warmup(start: int, detector: FaceDetector, detect_every: int = 1,
                  full_frame_every: int = FULL_FRAME_EVERY) -> int:
     """The frame to start detecting at so that frame ``start``'s detections equal a whole run's:
-    ``start`` itself, or, with region searches, the whole-frame search before it."""
+    ``start`` itself, or, with region searches, the scheduled whole-frame search one period
+    before the one before it (the regions remember the last two such searches)."""
     regions = _regions(detector, full_frame_every)
     if regions is None:
         return start
     period = detect_every * regions.full_every
-    return start - start % period
+    return max(0, start - start % period - period)
 
 
 def _regions(detector: FaceDetector, full_frame_every: int) -> RegionDetector | None:

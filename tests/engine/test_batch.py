@@ -199,7 +199,7 @@ def test_four_videos_one_corrupt_make_three_outputs_a_report_and_a_zip_and_resum
     assert data["items"][2]["error"] == bad.error
     rows = list(csv.DictReader(report.report_csv.open(encoding="utf-8")))
     assert list(rows[0]) == ["item", "video", "audio", "status", "error", "output", "duration", "seconds", "frames",
-                            "attempts", "worker", "node"]
+                            "attempts", "worker", "node", "seen"]
     assert [(r["video"], r["status"], r["output"]) for r in rows] == [
         ("lecture_1.mp4", "done", "lecture_1.mp4"), ("lecture_2.mp4", "done", "lecture_2.mp4"),
         ("lecture_3.mp4", "failed", ""), ("lecture_10.mp4", "done", "lecture_10.mp4")]

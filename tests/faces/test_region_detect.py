@@ -97,3 +97,56 @@ def test_real_faces_get_the_boxes_a_whole_frame_search_gives() -> None:
         assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) <= 2.0
         assert float(np.abs(a.landmarks - b.landmarks).max()) <= 2.0
     assert regions.whole_frames == 2
+
+
+class BrightSquares(BrightSquare):
+    """Like BrightSquare, one box per bright blob (several faces)."""
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        back = 1.0
+        if max(h, w) > self.max_side:
+            s = self.max_side / max(h, w)
+            frame = cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            back = w / frame.shape[1]
+        self.shown.append(frame.shape[:2])
+        count, _, stats, _ = cv2.connectedComponentsWithStats((frame[:, :, 0] > 200).astype(np.uint8))
+        out = []
+        for x, y, bw, bh, _ in stats[1:count]:
+            x1, y1, x2, y2 = x * back, y * back, (x + bw) * back, (y + bh) * back
+            out.append(Detection(float(x1), float(y1), float(x2), float(y2), 0.9))
+        return out
+
+
+def two_squares(i: int, gone: range = range(3, 6)) -> np.ndarray:
+    frame = square_frame(800, 300)
+    if i not in gone:
+        frame[100:260, 100 + 2 * i : 260 + 2 * i] = 255
+    return frame
+
+
+def test_a_face_that_steps_out_is_found_again_when_it_returns_not_at_the_next_whole_search() -> None:
+    regions = RegionDetector(BrightSquares(), full_every=10)
+    counts = [len(regions.detect(two_squares(i))) for i in range(9)]
+    assert counts == [2, 2, 2, 1, 1, 1, 2, 2, 2]  # back at frame 6, between the searches at 0 and 10
+    assert regions.whole_frames == 1
+
+
+def test_a_range_warmed_up_from_the_right_frame_detects_exactly_as_the_whole_run() -> None:
+    """A cluster worker detects a frame range on its own: started cold at frame 8 (a whole-frame
+    search while one face is away), it would not know where that face was and miss its return at
+    frame 10; warmed up from ``range_warmup`` it gives the whole run's detections exactly."""
+    from lipsync.faces.run import detect_frames, range_warmup
+
+    frames = [two_squares(i, gone=range(7, 10)) for i in range(24)]
+    whole = list(detect_frames(frames, BrightSquares(), full_frame_every=4))
+    assert [len(d) for d in whole[6:12]] == [2, 1, 1, 1, 2, 2]
+    cold = list(detect_frames(frames[8:], BrightSquares(), first=8, full_frame_every=4))
+    assert [len(d) for d in cold[:4]] == [1, 1, 1, 1]  # what the warm-up is for
+    for start in (5, 8, 10, 11, 13):
+        backend = BrightSquares()
+        warm = range_warmup(start, backend, full_frame_every=4)
+        part = list(detect_frames(frames[warm:], backend, first=warm, full_frame_every=4))
+        assert part[start - warm:] == whole[start:], start
