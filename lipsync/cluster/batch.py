@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.batch.keys import previous_results
-from ..engine.batch.report import ItemResult, _write_reports, write_zip
+from ..engine.batch.report import ItemResult, _write_reports
 from ..engine.batch.run import (
     BatchItem,
     BatchReport,
     check_names,
     estimate_frames,
+    finish_batch,
     item_key,
     remove_staged,
     skip_if_done,
@@ -125,12 +126,7 @@ def run_batch_on_cluster(
         with contextlib.suppress(OutputError):
             report()
         raise
-    json_path, csv_path = _write_reports(out, results, time.perf_counter() - t0)
-    batch = BatchReport(out, results, json_path, csv_path, seconds=time.perf_counter() - t0)
-    if make_zip:
-        batch.zip_path = write_zip(out / (zip_name or f"{out.name}.zip"), [*batch.outputs, json_path, csv_path])
-    batch.seconds = time.perf_counter() - t0
-    return batch
+    return finish_batch(out, results, t0, make_zip=make_zip, zip_name=zip_name)
 
 
 def _run_on_workers(

@@ -84,6 +84,7 @@ __all__ = [
     "batch_key",
     "check_names",
     "estimate_frames",
+    "finish_batch",
     "expand_sources",
     "item_key",
     "items_for_audios",
@@ -395,6 +396,13 @@ def run_batch(
         with contextlib.suppress(OutputError):  # the reason we stopped matters more than the report
             _write_reports(out, results, time.perf_counter() - t0)  # what was done, what was not
         raise
+    return finish_batch(out, results, t0, make_zip=make_zip, zip_name=zip_name)
+
+
+def finish_batch(out: Path, results: list[ItemResult], t0: float, *, make_zip: bool,
+                 zip_name: str | None) -> BatchReport:
+    """The end of a batch (local or on a cluster): the final report, the zip of the outputs and
+    the report (``make_zip``), timed from ``t0`` (``time.perf_counter``)."""
     json_path, csv_path = _write_reports(out, results, time.perf_counter() - t0)
     batch = BatchReport(out, results, json_path, csv_path, seconds=time.perf_counter() - t0)
     if make_zip:
