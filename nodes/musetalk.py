@@ -42,6 +42,17 @@ PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+class _Part(torch.nn.Module):
+    """One MuseTalk part as the host's ModelPatcher holds it. The host sets plain attributes
+    (``device``, ``model_loaded_weight_memory``, ...) on the module it manages, which diffusers'
+    and transformers' models refuse (their ``device`` is a read-only property); this holder takes
+    them, and its ``inner`` is the part itself (moved with it, weights counted with it)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+
 @dataclass
 class MuseTalkModel:
     """MuseTalk 1.5 as the pack's model value: the host's ModelPatchers around the UNet, the VAE and
@@ -56,7 +67,7 @@ class MuseTalkModel:
 
     def generator(self) -> MuseTalkGenerator:
         """The three parts placed on the host's device now (others may be offloaded), as one Generator."""
-        unet, vae, whisper = _host.load_patchers([self.unet, self.vae, self.whisper])
+        unet, vae, whisper = (part.inner for part in _host.load_patchers([self.unet, self.vae, self.whisper]))
         return MuseTalkGenerator(unet, vae, whisper, self.feature_extractor, scaling_factor=self.scaling_factor,
                                  name=self.name)
 
@@ -155,5 +166,5 @@ class LoadMuseTalkModel(io.ComfyNode):
         unet = load_unet(parts)
         vae, scaling = load_vae(parts.vae_dir)
         whisper, extractor = load_whisper(parts.whisper_dir)
-        patchers = [_host.make_patcher(torch.nn.Module.to(m, dtype=dtype)) for m in (unet, vae, whisper)]
+        patchers = [_host.make_patcher(_Part(torch.nn.Module.to(m, dtype=dtype))) for m in (unet, vae, whisper)]
         return io.NodeOutput(MuseTalkModel(model_dir, *patchers, extractor, scaling))

@@ -41,6 +41,7 @@ def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimu
     for m in models:
         loaded.append((m, force_full_load))
         m.model.to(m.load_device)
+        m.model.device = m.load_device  # as the real ModelPatcher.load does (plain attributes on the module)
 
 
 def load_model_gpu(model):

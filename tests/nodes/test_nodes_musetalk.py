@@ -60,7 +60,7 @@ def test_loader_lists_the_layout_and_hands_three_parts_to_the_host(mt) -> None:
     with pytest.raises(mt.lib.ModelError, match="fp16 needs a GPU"):
         mt.run("ReSyncLoadMuseTalkModel", model_dir="musetalkV15", precision="fp16")
     bf16 = mt.run("ReSyncLoadMuseTalkModel", model_dir="musetalkV15", precision="bf16").args[0]
-    assert next(bf16.unet.model.parameters()).dtype == torch.bfloat16
+    assert next(bf16.unet.model.inner.parameters()).dtype == torch.bfloat16
 
 
 def _graph(mt, model, mode: str):
