@@ -172,6 +172,37 @@ def test_api_workflow_makes_an_h264_aac_mp4_with_the_workflow_inside(name, comfy
     assert set(json.loads(facts["metadata"]["prompt"])) == set(load(name, api=True))
 
 
+def test_musetalk_in_the_host_changes_only_the_lower_face(comfy) -> None:
+    """The MuseTalk template in the real host (fixture weights, a fixed box), its frames taken
+    losslessly from the Composite (a PNG preview beside one of the loaded frames): every pixel
+    above the box's middle and outside the face region is the input's, bit for bit."""
+    api = load("resync_musetalk", api=True)
+    top, bottom, left, right = 150, 450, 130, 390
+    api["4"]["inputs"]["fixed_box"] = f"{top}, {bottom}, {left}, {right}"
+    api["1"]["inputs"]["frame_load_cap"], api["3"]["inputs"]["frame_count"] = 3, 3
+    api["9"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    api["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    status, prompt_id = comfy.submit(api)
+    assert status == 200, prompt_id
+    entry = comfy.wait(prompt_id, timeout=600)
+    assert entry["status"]["status_str"] == "success", hosttools.messages(entry, "execution_error")
+
+    def frames(node: str) -> np.ndarray:
+        import cv2
+
+        files = entry["outputs"][node]["images"]
+        return np.stack([cv2.imread(str(comfy.base / f["type"] / f["subfolder"] / f["filename"])) for f in files])
+
+    out, source = frames("9"), frames("10")
+    assert out.shape == source.shape == (3, 512, 512, 3)
+    changed = np.any(out != source, axis=(0, 3))
+    rows, cols = np.nonzero(changed)
+    assert rows.size > 0, "the mouth was not regenerated"
+    middle = top + (bottom - top) // 2
+    assert rows.min() >= middle and cols.min() >= left and cols.max() < right
+    assert rows.max() < bottom + 32  # the face region: the box and MuseTalk's bottom margin
+
+
 def test_a_video_without_a_face_under_policy_fail_reports_our_sentence(comfy) -> None:
     prompt = load("resync_basic", api=True)
     prompt["1"]["inputs"]["video"] = "no_face.mp4"
