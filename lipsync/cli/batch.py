@@ -87,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
     if cluster.segments:
         p.error("--segments splits one long video; a batch runs whole items on the workers: leave it out")
     items = _items(args, p, ".mkv" if args.lossless else ".mp4")
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND]).resolved()
+    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
 
     def say(index: int, count: int, item: BatchItem) -> None:
         if not args.quiet:

@@ -22,8 +22,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="python -m lipsync download",
-        description=f"Fetch published weights into the models folder: Wav2Lip into MODELS/wav2lip/ ({LICENCE_NOTE}), "
-        f"or MuseTalk 1.5 into MODELS/musetalk/ ({MUSETALK_LICENCE_NOTE})",
+        description=f"Fetch published weights into the models folder: Wav2Lip into MODELS/wav2lip/, or MuseTalk 1.5 "
+        f"into MODELS/musetalk/. {LICENCE_NOTE} {MUSETALK_LICENCE_NOTE}",
     )
     p.add_argument("name", nargs="?", default="wav2lip_gan", choices=[*WEIGHTS, *BUNDLES],
                    help="which weights (default wav2lip_gan)")

@@ -24,7 +24,7 @@ import argparse
 import inspect
 import types
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, Field, fields
+from dataclasses import MISSING, Field, fields, replace
 from typing import Any, Union, get_args, get_origin
 
 from ..options import GROUPS, SETTING_GROUPS, LipSyncOptions, field_types
@@ -172,10 +172,20 @@ def _value(tp: Any, value: Any) -> Any:
     return value
 
 
-def options_from_args(args: argparse.Namespace, groups: Iterable[str]) -> LipSyncOptions:
+def options_from_args(args: argparse.Namespace, groups: Iterable[str],
+                      argv: Sequence[str] | None = None) -> LipSyncOptions:
     """``LipSyncOptions`` from parsed flags: the named groups from ``args``, the others at their
-    defaults, ``reference`` from ``--reference`` when the command has it. Not resolved."""
+    defaults, ``reference`` from ``--reference`` when the command has it. Not resolved.
+
+    ``argv`` (the command line): ``--face-point`` or ``--face-index`` given without ``--face``
+    implies ``--face point`` / ``--face index`` (they would otherwise do nothing)."""
     parts = {name: group_from_args(args, name) for name in groups if name in GROUPS}
+    faces = parts.get("faces")
+    if faces is not None and argv is not None and not any(a == "--face" or a.startswith("--face=") for a in argv):
+        given = {a.split("=", 1)[0] for a in argv}
+        implied = "point" if "--face-point" in given else "index" if "--face-index" in given else None
+        if implied:
+            parts["faces"] = replace(faces, face_choice=implied)
     return LipSyncOptions(**parts, reference=bool(getattr(args, "reference", False)))
 
 

@@ -58,7 +58,7 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     output = Path(args.output)
     _check_output(output, args.lossless)
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND]).resolved()
+    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
     cluster = group_from_args(args, "cluster")
     cluster.check()
     if cluster.segments and not cluster.cluster:

@@ -47,7 +47,7 @@ def main(argv: Sequence[str]) -> int:
     from ..engine.segment import revoice_segment
 
     args = parser().parse_args(argv)
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND]).resolved()
+    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
     generator = load_model(opts.model)
     result = revoice_segment(
         args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
@@ -58,5 +58,5 @@ def main(argv: Sequence[str]) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {result.output}: frames {result.first_frame}–{result.end_frame - 1} of {result.frames} re-synced "
-          f"({result.seconds:.1f} s)", file=sys.stderr)
+          f"in {result.seconds:.1f} s", file=sys.stderr)
     return 0

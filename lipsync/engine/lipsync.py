@@ -82,6 +82,8 @@ class LipSyncResult:
     warnings: list[str] = field(default_factory=list)
     summary: str = ""
     """What was seen in the inputs, one line (``lipsync.engine.summary.describe_inputs``)."""
+    speaker: str = ""
+    """Who was followed (``SpeakerReport.describe()``), "fixed box" or "faces given"."""
 
 
 @dataclass(frozen=True)
@@ -240,16 +242,19 @@ def lipsync_video(
             raise FaceNotFoundError(f"{Path(video_path).name}: {exc}") from exc
         if done == 0:
             raise InputError(f"{Path(video_path).name} gave no frames to process.")
-    warnings = picture_changes(info, lossless=opts.encode.lossless)
-    if work.with_face == 0:
-        warnings.append(
-            f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
-            "with the new audio; check that the face is visible and upright, or give a fixed face box."
-        )
     if opts.faces.box is not None:
         speaker = "fixed box"
     else:
         speaker = "faces given" if faces is not None else tracker.speaker_report.describe()
+    warnings = picture_changes(info, lossless=opts.encode.lossless)
+    if work.with_face == 0 and speaker.startswith("nobody: face index"):
+        warnings.append(f"no face of {Path(video_path).name} was re-synced: {speaker}; lower the face index, or "
+                        "choose the face by a point or the largest")
+    elif work.with_face == 0:
+        warnings.append(
+            f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
+            "with the new audio; check that the face is visible and upright, or give a fixed face box."
+        )
     return LipSyncResult(
         output=Path(output),
         frames=done,
@@ -261,4 +266,5 @@ def lipsync_video(
         seconds=time.perf_counter() - t0,
         warnings=warnings,
         summary=describe_inputs(info, prepared.notes, speaker),
+        speaker=speaker,
     )

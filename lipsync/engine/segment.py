@@ -229,6 +229,9 @@ def revoice_segment(
             raise InputError(f"{Path(path).name} has only {written} frames; the range starts at frame {first}.")
     if progress is not None:
         progress(written, written)
+    if stop > written:
+        warnings.append(f"the range ends at {end:g} s but {Path(path).name} ends at {float(written / fps):.2f} s: "
+                        f"frames {first}-{written - 1} were re-synced")
     speaker = "fixed box" if opts.faces.box is not None else tracker.speaker_report.describe()
     summary = describe_inputs(info, new.notes, speaker)
     return SegmentResult(Path(output), written, fps, first, min(stop, written), work.with_face, time.perf_counter() - t0,

@@ -44,7 +44,7 @@ def describe_inputs(info: VideoInfo, voice_notes: Sequence[str] = (), speaker: s
         if info.audio_gaps:
             own += f", {len(info.audio_gaps)} hole{'s' if len(info.audio_gaps) > 1 else ''} in it"
         parts.append(own)
-    parts.append("voice: " + ("; ".join(voice_notes) if voice_notes else "as decoded"))
+    parts.append("voice: " + ("; ".join(voice_notes) if voice_notes else "played from its first sample with the first frame"))
     if speaker:
         parts.append(f"speaker: {speaker}")
     return "; ".join(parts)

@@ -113,11 +113,17 @@ class SpeakerReport:
     box: tuple[int, int, int, int] | None = field(default=None, compare=False)
     people: int = 0
     returns: int = 0
+    most_faces: int = 0
+    """The most faces in one frame looked at before the choice (why an index found nobody)."""
+    face_index: int = 0
 
     def describe(self) -> str:
         """One line, e.g. "the largest face at the start (frame 0: 2nd from the left of 2), kept;
         2 faces seen, taken back 1 time after being lost"."""
         if self.frame is None:
+            if self.choice == "index" and self.most_faces:
+                return (f"nobody: face index {self.face_index} needs {self.face_index + 1} faces in a frame, "
+                        f"at most {self.most_faces} were seen (0 is the leftmost)")
             return "no face seen"
         rule = {"largest": "the largest face at the start", "closest": "the largest face at the start",
                 "index": "the face at the chosen index", "point": "the face at the chosen point"}[self.choice]
@@ -177,6 +183,8 @@ class SpeakerLock:
         """The position of the chosen person's face among ``detections`` in frame ``index``."""
         matched = self._match(index, detections)
         if self._chosen is None:
+            self.report.most_faces = max(self.report.most_faces, len(detections))
+            self.report.face_index = self.face_index
             first = self._first_choice(detections)
             self._new_tracks(index, detections, matched)
             self._forget(index)

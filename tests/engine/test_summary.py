@@ -104,3 +104,24 @@ def test_the_batch_report_carries_what_was_seen(tmp_path: Path) -> None:
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert rows[0]["seen"] == item["seen"]
     assert np.isfinite(item["duration"])
+
+
+def test_a_face_index_beyond_the_faces_says_so_and_the_flag_alone_implies_the_choice(tmp_path: Path) -> None:
+    video = need(CASES / "two_faces_similar_size" / "two_faces.mp4")
+    voice = need(CASES / "two_faces_similar_size" / "speech_2s.wav")
+    res = _run(str(video), str(voice), "-o", str(tmp_path / "o.mp4"), "--checkpoint", str(need(CHECKPOINT)),
+               "--face-index", "5", "--frame-load-cap", "4", "--length-policy", "trim", "-v", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "face index 5 needs 6 faces in a frame, at most 2 were seen" in res.stderr
+    assert "lower the face index" in res.stderr and "no face was found" not in res.stderr
+
+
+def test_the_face_point_flag_alone_picks_by_point() -> None:
+    from lipsync.cli.options import COMMAND_GROUPS, options_from_args
+    from lipsync.cli.run import parser
+
+    argv = ["v.mp4", "a.wav", "-o", "o.mp4", "--face-point", "440", "150"]
+    opts = options_from_args(parser().parse_args(argv), COMMAND_GROUPS["run"], argv)
+    assert (opts.faces.face_choice, opts.faces.face_point) == ("point", (440, 150))
+    argv = ["v.mp4", "a.wav", "-o", "o.mp4", "--face", "largest", "--face-point", "440", "150"]
+    assert options_from_args(parser().parse_args(argv), COMMAND_GROUPS["run"], argv).faces.face_choice == "largest"

@@ -76,7 +76,8 @@ def _outside(text: str, allowed: list[Path]) -> InputError:
     where = " or ".join(str(r) for r in allowed)
     return InputError(
         f"The path {text!r} leads outside {where}, which is not allowed: give a path inside that folder "
-        "(no '..', no absolute path elsewhere, no link that points out of it)."
+        "(no '..', no absolute path elsewhere, no link that points out of it), or name the folder that holds "
+        "every input with --root."
     )
 
 
