@@ -14,6 +14,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.engine.graph import FaceTrack, draw_face
+from ..lipsync.engine.stages import face_tracker
 from ..lipsync.errors import InputError
 from ..lipsync.faces import FaceTracker, create_detector, fixed_box_track, run_detection
 from ..lipsync.options import FaceOptions
@@ -165,16 +166,7 @@ class DetectFaces(io.ComfyNode):
             track = FaceTrack(tuple(faces), (height, width), detector="fixed box")
             return io.NodeOutput(track, _preview(images, faces, bool(preview)))
         finder = create_detector(opts.detector, models_dir=_host.detector_models_dir())
-        tracker = _RecordingTracker(
-            (height, width),
-            pads=opts.pads,
-            smooth_window=opts.smooth_window,
-            smoothing=opts.smoothing,
-            choice=opts.face_choice,
-            face_index=opts.face_index,
-            missing=opts.missing_face,
-            point=opts.face_point,
-        )
+        tracker = face_tracker((height, width), opts, _RecordingTracker)
         progress = _host.progress_bar(count)
         faces: list[FaceFrame] = []
         frames = _interruptible(iter_frames(images))

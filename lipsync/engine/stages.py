@@ -135,10 +135,11 @@ def range_frames(path: str, source: SourceOptions, n_out: int, policy: LengthPol
     return islice(source_frames(path, source, n_out, policy), start, stop)
 
 
-def face_tracker(frame_size: tuple[int, int], faces: FaceOptions) -> FaceTracker:
+def face_tracker(frame_size: tuple[int, int], faces: FaceOptions, kind: type[FaceTracker] = FaceTracker) -> FaceTracker:
     """The tracker ``faces`` describes, for frames of ``frame_size`` (height, width): the one
-    place that builds it, for a whole run and for a cluster's driver alike."""
-    return FaceTracker(
+    place that builds it, for a whole run, a cluster's driver and the Detect Faces node alike
+    (``kind``: a FaceTracker subclass, e.g. one that records what it was given)."""
+    return kind(
         frame_size,
         pads=faces.pads,
         smooth_window=faces.smooth_window,

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..types import Detection, FaceChoice, choices
@@ -165,7 +165,7 @@ class SpeakerLock:
         self._tracks: list[_Track] = []
         self._chosen: _Track | None = None
         self._missed = False
-        self.report = SpeakerReport(choice)
+        self.report = SpeakerReport(choice, face_index=self.face_index)
         """What was chosen and kept since the start (or the last ``reset``)."""
 
     @property
@@ -177,14 +177,13 @@ class SpeakerLock:
         self._tracks.clear()
         self._chosen = None
         self._missed = False
-        self.report = SpeakerReport(self.choice)
+        self.report = SpeakerReport(self.choice, face_index=self.face_index)
 
     def pick(self, index: int, detections: Sequence[Detection]) -> int | None:
         """The position of the chosen person's face among ``detections`` in frame ``index``."""
         matched = self._match(index, detections)
         if self._chosen is None:
             self.report.most_faces = max(self.report.most_faces, len(detections))
-            self.report.face_index = self.face_index
             first = self._first_choice(detections)
             self._new_tracks(index, detections, matched)
             self._forget(index)
@@ -285,9 +284,8 @@ class SpeakerLock:
     def _record_choice(self, index: int, detections: Sequence[Detection], chosen: int) -> None:
         by_x = sorted(range(len(detections)), key=lambda k: detections[k].center[0])
         d = detections[chosen]
-        report = SpeakerReport(self.choice, index, len(detections), by_x.index(chosen),
-                               (round(d.x1), round(d.y1), round(d.x2), round(d.y2)), self.report.people)
-        self.report = report
+        self.report = replace(self.report, frame=index, faces=len(detections), rank=by_x.index(chosen),
+                              box=(round(d.x1), round(d.y1), round(d.x2), round(d.y2)))
 
     def _first_choice(self, detections: Sequence[Detection]) -> int | None:
         if not detections:
