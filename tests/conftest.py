@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -52,23 +53,40 @@ def expected():
     return dict(np.load(need(FIXTURE / "case_a" / "expected.npz")))
 
 
-@pytest.fixture(scope="session")
-def ray_local(tmp_path_factory: pytest.TempPathFactory):
-    """A real local Ray for the cluster tests (tests/cluster): 2 CPUs, HOME and its temp folder
-    under the test's tmp folder (Ray 2.60 writes an auth token under HOME), usage stats off.
-    Skipped where Ray is absent."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'comfyui-resync[cluster]'")
-    home = tmp_path_factory.mktemp("ray")
+RAY_HOME: list[Path] = []  # the folder ray_local made, for a test that starts a Ray of its own
+
+
+@contextlib.contextmanager
+def ray_environment(home: Path):
+    """HOME, the temp folders and Ray's usage report pointed at ``home`` / off for the block:
+    Ray 2.60 writes an auth token under HOME when it starts, and its processes keep the
+    environment they were started with. Restored afterwards, so later tests see the real HOME."""
     names = ("HOME", "TMPDIR", "RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED")
     saved = {k: os.environ.get(k) for k in names}
     os.environ.update(HOME=str(home), TMPDIR=str(home), RAY_TMPDIR=str(home), RAY_USAGE_STATS_ENABLED="0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        yield ray
+        yield
     finally:
-        ray.shutdown()  # (a test may have shut it down and started its own meanwhile)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def start_local_ray(ray) -> None:
+    with ray_environment(RAY_HOME[0]):
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory: pytest.TempPathFactory):
+    """A real local Ray for the cluster tests (tests/cluster): 2 CPUs, HOME and its temp folder
+    under the test's tmp folder while it starts, usage stats off. Skipped where Ray is absent."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'comfyui-resync[cluster]'")
+    RAY_HOME[:] = [tmp_path_factory.mktemp("ray")]
+    start_local_ray(ray)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()  # (a test may have shut it down and started its own meanwhile)

@@ -86,7 +86,15 @@ class DiesOnce(StillFace):
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         self.seen += 1
-        if self.seen == 6 and os.path.exists(self.marker):
-            os.unlink(self.marker)
+        if self.seen == 6 and self._claim():
             os.kill(os.getpid(), signal.SIGKILL)
         return super().detect(frame)
+
+    def _claim(self) -> bool:
+        """True for the one worker that removes the marker (two workers may reach their 6th
+        frame at the same moment; only the one whose unlink succeeds dies)."""
+        try:
+            os.unlink(self.marker)
+        except FileNotFoundError:
+            return False
+        return True

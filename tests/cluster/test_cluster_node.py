@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from clustertools import write_clip
-from conftest import CHECKPOINT, need
+from conftest import CHECKPOINT, RAY_HOME, need, ray_environment, start_local_ray
 from fakehost import host  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.cluster
@@ -41,10 +41,11 @@ def pack(host, ray_local):
     server = types.ModuleType("server")
     server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(send_progress_text=send_progress_text))
     sys.modules["server"] = server
-    yield host
+    with ray_environment(RAY_HOME[0]):  # the Ray the node starts writes under the test's HOME
+        yield host
     sys.modules.pop("server", None)
     if not ray_local.is_initialized():
-        ray_local.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        start_local_ray(ray_local)
 
 
 def run(pack, **inputs):
