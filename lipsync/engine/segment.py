@@ -179,7 +179,7 @@ def revoice_segment(
     from ..options import LipSyncOptions
     from ..restore import load_restorer
     from .lipsync import prepare_audio
-    from .stages import Generating, buffer_sizes, composite, face_tracker, machine_sharing, run_stages
+    from .stages import Generating, buffer_sizes, composite, face_tracker, machine_sharing, ramp_cuts, run_stages
     from .summary import describe_inputs
 
     t0 = time.perf_counter()
@@ -221,7 +221,8 @@ def revoice_segment(
     ) as writer:
         written = run_stages(
             _items(path, first, stop, size, opts, detector, info.sample_aspect_ratio, tracker), work, write,
-            chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first, should_stop=should_stop,
+            chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first,
+            cuts=ramp_cuts(opts, first, stop, chunk_size), should_stop=should_stop,
             stopped=lambda d: f"Stopped after {d} frames; {name} was not written.",
             progress=None if progress is None else (lambda d: progress(d, max(total, d))),
         )

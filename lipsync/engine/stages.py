@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
@@ -55,6 +55,7 @@ __all__ = [
     "machine_sharing",
     "numbered",
     "output_fps",
+    "ramp_cuts",
     "run_stages",
     "range_frames",
     "source_frames",
@@ -191,12 +192,13 @@ def numbered(tracked: Iterable[tuple[Frame, FaceFrame]], first: int = 0) -> Iter
     return (Item(i, frame, face) for i, (frame, face) in enumerate(tracked, first))
 
 
-def chunked(items: Iterable[Item], size: int, origin: int = 0) -> Iterator[list[Item]]:
+def chunked(items: Iterable[Item], size: int, origin: int = 0, cuts: Collection[int] = ()) -> Iterator[list[Item]]:
     """Lists of consecutive items that never cross a multiple of ``size`` counted from ``origin``
-    (so a job that starts mid-way forms the same chunks as a whole run from there on)."""
+    nor an index in ``cuts`` (so a job that starts mid-way forms the same chunks as a whole run
+    from there on)."""
     chunk: list[Item] = []
     for item in items:
-        if chunk and (item.index - origin) % size == 0:
+        if chunk and ((item.index - origin) % size == 0 or item.index in cuts):
             yield chunk
             chunk = []
         chunk.append(item)
@@ -328,6 +330,22 @@ def buffer_sizes(options: LipSyncOptions, frame_size: tuple[int, int]) -> tuple[
     return chunk, max(2, min(chunk + 8, share))
 
 
+def ramp_cuts(options: LipSyncOptions, origin: int, total: int | None, chunk_size: int) -> frozenset[int]:
+    """Where a job's first and last chunk are cut to one network batch (indices for ``chunked``'s
+    ``cuts``): the network starts after one batch is decoded and detected instead of a whole
+    chunk, and the composite and encoding left after its last batch is one batch long, so the
+    cores idle less at both ends. Absolute positions (``origin`` + one batch; ``total`` − one
+    batch), so a range of the job forms the same batches as the whole run. None in the
+    reference paste, which keeps the original's batching."""
+    step = options.run.batch_size
+    if options.composite.mode == "reference" or chunk_size <= step:
+        return frozenset()
+    cuts = {origin + step}
+    if total is not None and total - step > origin + step:
+        cuts.add(total - step)
+    return frozenset(cuts)
+
+
 def run_stages(
     items: Iterator[Item],
     work: Callable[[list[Item]], None],
@@ -337,6 +355,7 @@ def run_stages(
     depth: int,
     overlap: bool,
     origin: int = 0,
+    cuts: Collection[int] = (),
     should_stop: Callable[[], bool] | None = None,
     stopped: Callable[[int], str] = lambda done: f"Stopped after {done} frames.",
     progress: Callable[[int], None] | None = None,
@@ -345,7 +364,7 @@ def run_stages(
     its items to ``sink`` in order; returns how many items went through.
 
     With ``overlap``, ``items`` are produced ahead in one background thread and ``sink`` runs in
-    another (bounded queues of ``depth``). ``should_stop()`` is asked before every chunk: True
+    another (bounded queues of ``depth``). ``cuts``: more chunk boundaries (``ramp_cuts``). ``should_stop()`` is asked before every chunk: True
     raises ``Cancelled(stopped(done))``. ``progress(done)`` after every chunk. On any error both
     threads are stopped before it propagates."""
     source: Iterator[Item] = prefetch(items, depth=depth) if overlap else iter(items)
@@ -354,7 +373,7 @@ def run_stages(
     )
     done = 0
     try:
-        for chunk in chunked(source, chunk_size, origin):
+        for chunk in chunked(source, chunk_size, origin, cuts):
             if should_stop is not None and should_stop():
                 raise Cancelled(stopped(done))
             work(chunk)
