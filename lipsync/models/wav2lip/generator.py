@@ -262,7 +262,9 @@ class OnnxGenerator(Wav2LipGenerator):
         if face[0].shape[2] not in (IMG_SIZE, "height", None) and isinstance(face[0].shape[2], int):
             raise ModelError(f"{p.name} takes {face[0].shape[2]}px faces; only 96px Wav2Lip is supported.")
         self.name = p.stem
-        self._device = device if "CUDAExecutionProvider" in providers else type(device)("cpu")
+        import torch  # the caller gave a torch.device: torch is loaded already
+
+        self._device = device if "CUDAExecutionProvider" in providers else torch.device("cpu")
 
     @property
     def device(self) -> torch.device:
