@@ -35,15 +35,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
 from .errors import DependencyError, InputError, ModelError
 from .models.safe_load import load_weights, require_file
+
+if TYPE_CHECKING:  # torch is imported where a restorer is loaded or run: a job without one never loads it
+    import torch
 
 __all__ = [
     "FACE_ARCHITECTURES",
@@ -112,6 +113,8 @@ def read_restorer_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
     Raises ModelError when the file is missing, empty, not a weights file, or unsafe, and
     DependencyError without spandrel.
     """
+    import torch
+
     spandrel = require_spandrel()
     p = require_file(path, "Face restoration model", RESTORE_HELP)
     suffix = p.suffix.lower()
@@ -147,8 +150,12 @@ class FaceRestorer:
     def uses_fidelity(self) -> bool:
         return self.architecture == "CodeFormer"
 
-    def to(self, device: str | torch.device) -> FaceRestorer:
-        self.descriptor.to(torch.device(device))
+    def to(self, device: object) -> FaceRestorer:
+        """Move the network to ``device``: a ``torch.device``, its name, or a torch-free
+        ``lipsync.models.base.Device`` (a generator's ``device`` outside torch)."""
+        import torch
+
+        self.descriptor.to(device if isinstance(device, torch.device) else torch.device(str(device)))
         return self
 
     def __call__(self, faces: torch.Tensor, fidelity: float = 0.5) -> torch.Tensor:
@@ -192,8 +199,8 @@ def restorer_from_state_dict(state: dict[str, torch.Tensor], name: str = "state 
     return FaceRestorer(descriptor, name)
 
 
-def load_restorer(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FaceRestorer:
-    """Load GFPGAN, RestoreFormer or CodeFormer weights from ``path`` onto ``device``.
+def load_restorer(path: str | os.PathLike[str], device: object = "cpu") -> FaceRestorer:
+    """Load GFPGAN, RestoreFormer or CodeFormer weights from ``path`` onto ``device`` (see ``FaceRestorer.to``).
 
     Raises DependencyError without spandrel (or CodeFormer without spandrel-extra-arches) and
     ModelError for a missing, unsafe or unrecognised file, or a model that is not a face restorer.
@@ -203,6 +210,8 @@ def load_restorer(path: str | os.PathLike[str], device: str | torch.device = "cp
 
 
 def _as_nchw(faces: Any) -> torch.Tensor:
+    import torch
+
     t = faces if isinstance(faces, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))
     if t.ndim != 4 or t.shape[-1] < 3 or t.shape[0] == 0:
         raise InputError(f"Faces to restore must be a (count, height, width, 3) RGB batch; got shape {tuple(t.shape)}.")
@@ -212,6 +221,8 @@ def _as_nchw(faces: Any) -> torch.Tensor:
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x
+    import torch.nn.functional as F
+
     shrinking = x.shape[-1] > size or x.shape[-2] > size
     out = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=shrinking)
     return out.clamp_(0.0, 1.0)
@@ -238,6 +249,8 @@ def restore_faces(
         raise InputError(f"Restoration strength must be between 0 and 1; got {strength}.")
     if not 0.0 <= fidelity <= 1.0:
         raise InputError(f"Restoration fidelity must be between 0 and 1; got {fidelity}.")
+    import torch
+
     x_all = _as_nchw(faces)
     size = int(output_size or x_all.shape[2])
     param = next(restorer.module.parameters())

@@ -2,6 +2,9 @@
 ``--models-dir``, ``--device``, ``--fp16``, ``--precision``) → a ready ``Generator``.
 
 Where weights are looked for is the models layer's one lookup (``lipsync.models.folders``).
+On a CPU ``--precision exact`` runs OpenVINO in f32 where it is installed (within 1e-4 of
+torch's float32, faster), except with ``--reference`` and for a cluster's driver, which ship or
+reproduce torch's float32 numbers; with a converted model cached, a CPU job never imports torch.
 ``--model musetalk`` loads MuseTalk 1.5 instead of Wav2Lip (``find_musetalk``, ``load_musetalk``).
 """
 
@@ -14,6 +17,7 @@ from ..models.folders import CHECKPOINT_NAMES, find_checkpoint, find_musetalk, m
 
 if TYPE_CHECKING:
     from ..models.base import Generator
+    from ..models.wav2lip.generator import ExactRuntime
     from ..options import ModelOptions
 
 __all__ = ["CHECKPOINT_NAMES", "find_checkpoint", "load_model", "models_dirs"]
@@ -28,18 +32,24 @@ def _load_musetalk(options: ModelOptions) -> Generator:
     return generator.load_musetalk(folder, options.device, "fp16" if options.fp16 else None)
 
 
-def load_model(options: ModelOptions) -> Generator:
+def load_model(options: ModelOptions, exact_runtime: ExactRuntime = "openvino") -> Generator:
     """The generator ``options`` name: its checkpoint found, loaded on its device (float16 with
-    ``fp16``, the CPU ``precision``; a fallback's note goes to stderr). Torch and the model code are imported here, on use."""
-    import torch
-
+    ``fp16``, the CPU ``precision``; a fallback's note goes to stderr). ``exact_runtime``: what runs
+    ``exact`` on a CPU (``lipsync.models.wav2lip.generator.load_generator``): ``torch`` for
+    ``--reference`` and a cluster's driver. The model code (and torch, where it is needed) is
+    imported here, on use."""
     if options.family == "musetalk":
         return _load_musetalk(options)
     from ..models.wav2lip import generator  # looked up on call: tests replace load_generator
 
+    dtype = None
+    if options.fp16:
+        import torch
+
+        dtype = torch.float16
     path = find_checkpoint(options.checkpoint, options.models_dir)
-    loaded = generator.load_generator(path, options.device, torch.float16 if options.fp16 else None,
-                                      precision=options.precision)
+    loaded = generator.load_generator(path, options.device, dtype, precision=options.precision,
+                                      exact_runtime=exact_runtime)
     note = getattr(loaded, "note", None)
     if note:
         print(f"note: {note}", file=sys.stderr)

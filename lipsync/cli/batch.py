@@ -98,7 +98,7 @@ def main(argv: Sequence[str]) -> int:
 
         cluster.check()
         require_ray()
-        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"))  # the driver only ships the weights
+        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"), "torch")  # the driver only ships the weights
         bar = Progress(sys.stderr, not args.quiet)
         try:
             batch = run_batch_on_cluster(items, args.output, generator, opts, cluster, progress=bar,
@@ -106,7 +106,7 @@ def main(argv: Sequence[str]) -> int:
         finally:
             bar.close()
     else:
-        generator = load_model(opts.model)
+        generator = load_model(opts.model, "torch" if opts.reference else "openvino")
         batch = run_batch(items, args.output, generator, opts, on_item_start=say, make_zip=not args.no_zip)
     for r in batch.items:
         if args.verbose and r.seen:

@@ -68,13 +68,13 @@ def main(argv: Sequence[str]) -> int:
         from ..cluster import lipsync_video_on_cluster, require_ray  # on use: Ray is an optional extra
 
         require_ray()
-        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"))  # the driver only ships the weights
+        generator = load_model(replace(opts.model, device="cpu", fp16=False, precision="exact"), "torch")  # the driver only ships the weights
         try:
             result = lipsync_video_on_cluster(args.video, args.audio, output, generator, opts, cluster, progress=bar)
         finally:
             bar.close()
     else:
-        generator = load_model(opts.model)
+        generator = load_model(opts.model, "torch" if opts.reference else "openvino")
         from ..engine.lipsync import lipsync_video  # on use: --help and usage errors stay fast
 
         try:

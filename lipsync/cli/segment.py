@@ -48,7 +48,7 @@ def main(argv: Sequence[str]) -> int:
 
     args = parser().parse_args(argv)
     opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
-    generator = load_model(opts.model)
+    generator = load_model(opts.model, "torch" if opts.reference else "openvino")
     result = revoice_segment(
         args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
         crossfade_ms=args.crossfade_ms, ramp_frames=args.ramp_frames,

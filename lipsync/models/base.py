@@ -11,7 +11,7 @@ A ``Generator`` does the model part of a lip-sync and declares what it needs fro
   (``reference``: batched as the original code, for its exact bytes);
 - ``to_uint8_reference(faces)``: the original code's own float → uint8 step (the reference
   paste uses it, so ``--reference`` stays bit-exact);
-- ``device`` / ``dtype``, ``memory_estimate(batch_size)``, ``name``, ``family`` and
+- ``device`` (a ``torch.device``, or a torch-free ``Device``) / ``dtype``, ``memory_estimate(batch_size)``, ``name``, ``family`` and
   ``licence`` (of the weights: what users may do with the output).
 
 Frames are RGB everywhere else in the library; BGR is the networks' own order (Wav2Lip and
@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from ..types import Box, Frame
 
-__all__ = ["AudioFeatures", "CropSpec", "Generator", "Interpolation", "crop_faces"]
+__all__ = ["CPU", "AudioFeatures", "CropSpec", "Device", "Generator", "Interpolation", "crop_faces"]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -62,6 +62,24 @@ class CropSpec:
         if not self.bottom_margin:
             return box
         return Box(box.top, min(frame_size[0], box.bottom + self.bottom_margin), box.left, box.right)
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a network outside torch runs (OpenVINO, a test's stand-in), in ``torch.device``'s
+    terms without importing torch: ``type`` (``"cpu"``), ``index`` (None), and ``str()``
+    (``"cpu"``), so ``torch.device(str(device))`` is the torch one where torch is needed (a face
+    restorer beside it)."""
+
+    type: str = "cpu"
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = Device("cpu")
+"""The CPU, as a generator outside torch names it."""
 
 
 _CV2_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "lanczos": cv2.INTER_LANCZOS4}
@@ -121,7 +139,9 @@ class Generator(Protocol):
 
     @property
     def device(self) -> object:
-        """Where the network runs (a ``torch.device``)."""
+        """Where the network runs: a ``torch.device``, or a ``Device`` for a network outside torch
+        (OpenVINO), so a CPU job need not import torch. Both have ``.type`` (``"cpu"``,
+        ``"cuda"``, …) and ``str()`` (``torch.device(str(device))`` gives the torch one)."""
         ...
 
     def prepare_audio(self, wav16k: F32) -> AudioFeatures:

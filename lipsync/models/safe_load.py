@@ -22,11 +22,12 @@ import re
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["load_pickle", "load_safetensors", "load_weights", "require_file"]
 
@@ -106,6 +107,8 @@ def load_pickle(path: Path, kind: str = "checkpoint", help_text: str = "") -> An
         raise _corrupt(
             path, f"not a PyTorch {kind}: it starts with {shown!r}, perhaps an error page saved instead", help_text
         )
+    import torch  # here, not at the top: a job that reads no torch file never loads it
+
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -13,6 +13,7 @@ from conftest import CHECKPOINT, need
 from fakes import read
 
 from lipsync.cli import main
+from lipsync.models.wav2lip import cpu
 
 pytestmark = pytest.mark.cluster
 
@@ -46,7 +47,9 @@ def test_cli_batch_and_long_video_on_the_cluster(ray_local, tmp_path: Path, monk
     code = main(["clip_1.mkv", "voice.wav", "-o", "split.mkv", "--lossless", "--cluster", "local:2", "--workers", "2",
                  "--segments", "2", "--batch-size", "4", "--chunk-batches", "1", "-q", *box])
     assert code == 0
-    # the cluster's workers run the network as trained (float32): the single run in exact precision
+    # the cluster's workers run the network as trained (torch float32): the single run in exact precision
+    # on torch too (the command line's exact runs OpenVINO f32 where it is installed: within 1e-4, not bit for bit)
+    monkeypatch.setattr(cpu, "_openvino", lambda: None)
     assert main(["clip_1.mkv", "voice.wav", "-o", "one.mkv", "--lossless", "-q", "--batch-size", "4",
                  "--precision", "exact", *box]) == 0
     assert np.array_equal(np.stack(read(tmp_path / "split.mkv")), np.stack(read(tmp_path / "one.mkv")))

@@ -1,9 +1,13 @@
-"""CPU precisions (lipsync.models.wav2lip.cpu): exact stays the reference's float32; fast (bf16)
-and fastest (int8) stay within their measured quality on the shared checkpoint; a CPU without
-BF16/VNNI falls back cleanly, with a note; converted models are cached atomically."""
+"""CPU precisions (lipsync.models.wav2lip.cpu): exact stays the reference's float32 (torch by
+default; OpenVINO f32 within 1e-4 of the parity fixture where asked, torch without OpenVINO); fast
+(bf16) and fastest (int8) stay within their measured quality on the shared checkpoint; a CPU
+without BF16/VNNI falls back cleanly, with a note; converted models are cached atomically; the
+weights' digest is remembered until the file changes."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ CHECKPOINT = FIXTURE / "random_wav2lip.pth"
 pytestmark = pytest.mark.skipif(not CHECKPOINT.is_file(), reason="the shared Wav2Lip fixture is not here")
 
 HAS_OPENVINO = cpu._openvino() is not None and cpu._nncf_available()
+HAS_OPENVINO_ONLY = cpu._openvino() is not None
 CAPS = cpu.cpu_capabilities()
 
 
@@ -78,6 +83,26 @@ def test_exact_is_the_float32_torch_network() -> None:
     assert type(generator) is TorchGenerator
     assert next(generator.module.parameters()).dtype == torch.float32
     assert generator.note is None
+
+
+@pytest.mark.skipif(not HAS_OPENVINO_ONLY, reason="needs openvino")
+def test_exact_on_openvino_stays_within_1e_4_of_the_parity_fixture(case_a, weights) -> None:
+    generator = load_generator(weights, "cpu", precision="exact", exact_runtime="openvino")
+    assert isinstance(generator, OpenVinoGenerator) and generator.precision == "exact" and generator.note is None
+    assert generator.device.type == "cpu" and str(generator.device) == "cpu"  # no torch.device: torch stays unloaded
+    out = run(generator, case_a)
+    assert out.dtype == np.float32 and out.shape == case_a["pred"].shape
+    np.testing.assert_allclose(out, case_a["pred"], atol=1e-4, rtol=0)  # measured 1.9e-5
+    # a frame's result does not depend on its batch
+    alone = generator.generate(case_a["faces96"][5:8], case_a["mel_chunks"][5:8], 3)
+    np.testing.assert_array_equal(alone, out[5:8])
+
+
+def test_exact_falls_back_to_torch_float32_without_openvino(monkeypatch: pytest.MonkeyPatch, weights) -> None:
+    monkeypatch.setattr(cpu, "_openvino", lambda: None)  # as if `import openvino` failed
+    generator = load_generator(weights, "cpu", precision="exact", exact_runtime="openvino")
+    assert type(generator) is TorchGenerator and generator.note is None
+    assert next(generator.module.parameters()).dtype == torch.float32
 
 
 def test_a_cpu_without_bf16_falls_back_to_exact_with_a_note(monkeypatch: pytest.MonkeyPatch, case_a, weights) -> None:
@@ -184,6 +209,48 @@ def test_the_command_line_says_when_it_falls_back(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(cpu, "cpu_capabilities", lambda core=None: set())
     generator = load_model(ModelOptions(checkpoint=str(weights), device="cpu", precision="fast"))
-    assert type(generator) is TorchGenerator
+    # the command line's exact: OpenVINO f32 where it is installed, else torch float32
+    assert type(generator) is (OpenVinoGenerator if HAS_OPENVINO_ONLY else TorchGenerator)
+    assert getattr(generator, "precision", "exact") == "exact"
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["note: precision fast: this CPU has no BF16 instructions; using exact (float32)."]
+
+
+def test_reference_and_cluster_drivers_keep_torch_float32(weights) -> None:
+    from lipsync.cli._model import load_model
+    from lipsync.options import ModelOptions
+
+    generator = load_model(ModelOptions(checkpoint=str(weights), device="cpu", precision="exact"), "torch")
+    assert type(generator) is TorchGenerator
+    assert next(generator.module.parameters()).dtype == torch.float32
+
+
+# --- the weights' digest
+
+
+def test_the_weights_digest_is_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    hashed: list[Path] = []
+    hash_file = cpu._hash_file
+    monkeypatch.setattr(cpu, "_hash_file", lambda p: hashed.append(p) or hash_file(p))
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"a" * 1000)
+    want = hashlib.sha256(b"a" * 1000).hexdigest()
+    assert cpu.weights_sha256(path) == want and len(hashed) == 1
+    assert cpu.weights_sha256(path) == want and len(hashed) == 1  # remembered: not read again
+    records = list((tmp_path / "cache" / "resync-lipsync" / "sha256").iterdir())
+    assert len(records) == 1 and records[0].suffix == ".json"  # no temporary file left
+    # same size, new bytes and a later mtime: hashed again
+    stat = path.stat()
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert cpu.weights_sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest() and len(hashed) == 2
+    # the same bytes under another path: its own record
+    other = tmp_path / "copy.pth"
+    other.write_bytes(path.read_bytes())
+    assert cpu.weights_sha256(other) == hashlib.sha256(b"b" * 1000).hexdigest() and len(hashed) == 3
+    # a damaged record is not trusted
+    for record in (tmp_path / "cache" / "resync-lipsync" / "sha256").iterdir():
+        record.write_text("{not json")
+    assert cpu.weights_sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest() and len(hashed) == 4
+    assert cpu.weights_sha256(path, remember=False) == hashlib.sha256(b"b" * 1000).hexdigest() and len(hashed) == 5

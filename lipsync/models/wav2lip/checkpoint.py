@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ...errors import DependencyError, ModelError
 from ...media.atomic import atomic_path
 from ..safe_load import load_weights, require_file
-from .network import Wav2Lip
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CHECKPOINT_HELP",
@@ -46,6 +46,8 @@ CHECKPOINT_HELP = (
 def _unwrap(obj: Any, name: str) -> dict[str, torch.Tensor]:
     """The generator's tensors: under ``state_dict`` (the published layout) or at the top level,
     with DataParallel's ``module.`` prefix stripped."""
+    import torch  # here: reading a torch checkpoint is where torch is first needed
+
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj:
@@ -72,6 +74,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
+    import torch
+
+    from .network import Wav2Lip
+
     with torch.device("meta"):
         model = Wav2Lip()
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}

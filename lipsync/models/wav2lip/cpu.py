@@ -1,23 +1,33 @@
-"""Wav2Lip on a CPU in reduced precision: ``exact`` (float32), ``fast`` (bfloat16), ``fastest`` (int8).
+"""Wav2Lip on a CPU: ``exact`` (float32), ``fast`` (bfloat16), ``fastest`` (int8).
 
-``exact`` is ``TorchGenerator`` in float32, unchanged. The other two use what the CPU offers,
-found at run time:
+Which runtime runs which precision, found at run time:
 
 - with OpenVINO (the optional extra ``pip install comfyui-resync[openvino]``, i.e. ``openvino``
   and ``nncf``): ``OpenVinoNetwork`` (behind ``generator.OpenVinoGenerator``). The torch module is converted once
-  (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``);
-  ``fastest`` quantizes it to int8 with NNCF, calibrated on real crops and mel windows (the
-  first job's, or ``calibrate``), keeping the first and last layers (``INT8_KEEP``) in bf16.
-  What the CPU can do is OpenVINO's own ``OPTIMIZATION_CAPABILITIES`` (BF16, INT8);
-- without OpenVINO: ``fast`` and ``fastest`` are torch in bfloat16 with BatchNorm folded into
-  the convolutions, channels-last (``bf16_module`` in a ``TorchGenerator``), where
-  ``/proc/cpuinfo`` lists a BF16 instruction set.
+  (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``)
+  or f32 (``exact``, when the caller allows it: ``load_generator(..., exact_runtime="openvino")``,
+  which the command line does unless ``--reference``; within 1e-4 of torch's float32 on the
+  parity fixture, ~1.3–1.7× faster); ``fastest`` quantizes it to int8 with NNCF, calibrated on
+  real crops and mel windows (the first job's, or ``calibrate``), keeping the first and last
+  layers (``INT8_KEEP``) in bf16. What the CPU can do is OpenVINO's own
+  ``OPTIMIZATION_CAPABILITIES`` (BF16, INT8);
+- without OpenVINO: ``exact`` is ``TorchGenerator`` in float32; ``fast`` and ``fastest`` are
+  torch in bfloat16 with BatchNorm folded into the convolutions, channels-last (``bf16_module``
+  in a ``TorchGenerator``), where ``/proc/cpuinfo`` lists a BF16 instruction set.
+
+``exact`` through torch float32 (``TorchGenerator``) stays the reference's numbers bit for bit:
+it is ``load_generator``'s default (``exact_runtime="torch"``), what the parity tests, the
+``--reference`` mode, the quality bench's baseline, the ComfyUI nodes and the cluster's workers
+run.
 
 A precision the CPU cannot do falls back to the next one it can (fastest → fast → exact); the
 generator's ``note`` says so in one line. The converted and quantized models are cached as
 OpenVINO IR (``.xml`` + ``.bin``) in ``.resync-cache/`` beside the weights (a user cache folder
 when that folder is not writable), named by the weights' sha256 and the runtime's versions,
-written atomically (``lipsync.media.atomic``).
+written atomically (``lipsync.media.atomic``). The sha256 itself is remembered in the user cache
+folder by the file's absolute path, size and modification time (``weights_sha256``), so a start
+does not read the whole checkpoint again. A cached model is read without torch: a job that finds
+one never imports torch.
 
 Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): see the README.
 """
@@ -25,24 +35,29 @@ Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): se
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
+import json
 import logging
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import nn
 
 from ...errors import DependencyError, ModelError
 from ...media.atomic import atomic_path
 from ...types import Precision
-from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
+from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
+
+if TYPE_CHECKING:
+    from .network import Wav2Lip
 
 __all__ = [
     "CACHE_FOLDER",
@@ -50,6 +65,7 @@ __all__ = [
     "OpenVinoNetwork",
     "bf16_module",
     "cpu_capabilities",
+    "cpu_threads",
     "fold_batchnorm",
     "openvino_available",
     "plan_precision",
@@ -88,11 +104,18 @@ def _openvino() -> Any | None:
 
 
 def _nncf_available() -> bool:
+    """Whether NNCF is installed, found without importing it (importing NNCF imports torch)."""
+    return importlib.util.find_spec("nncf") is not None
+
+
+def _nncf_version() -> str:
+    """NNCF's version, from its installed metadata (without importing it)."""
     try:
-        import nncf  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return importlib.metadata.version("nncf")
+    except importlib.metadata.PackageNotFoundError:
+        import nncf
+
+        return str(nncf.__version__)
 
 
 def _cpuinfo_flags() -> set[str]:
@@ -149,6 +172,7 @@ def plan_precision(asked: Precision, capabilities: set[str], openvino: bool, nnc
 
 def fold_batchnorm(module: Wav2Lip) -> Wav2Lip:
     """``module`` with every BatchNorm folded into the convolution before it (in place, eval only)."""
+    from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for block in module.modules():
@@ -163,6 +187,8 @@ def fold_batchnorm(module: Wav2Lip) -> Wav2Lip:
 def bf16_module(module: Wav2Lip) -> Wav2Lip:
     """``module`` (float32) made bfloat16, BatchNorm folded, channels-last: torch's fast CPU path
     where OpenVINO is missing (a ``TorchGenerator`` casts the inputs to its dtype)."""
+    import torch
+
     return fold_batchnorm(module).to(torch.bfloat16, memory_format=torch.channels_last)
 
 
@@ -172,11 +198,32 @@ def openvino_available() -> tuple[bool, bool]:
     return ov, ov and _nncf_available()
 
 
+def cpu_threads() -> int:
+    """How many threads the network may use on this CPU, without importing torch: torch's own
+    count where torch is already loaded (``torch.get_num_threads``, which follows
+    ``OMP_NUM_THREADS`` and ``torch.set_num_threads``), else ``OMP_NUM_THREADS``, else the CPUs
+    this process may run on."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        pass
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity is not None else (os.cpu_count() or 1))
+
+
 # --- the cache
 
 
-def weights_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file (hex)."""
+def user_cache_dir() -> Path:
+    """This library's folder in the user's cache (``$XDG_CACHE_HOME``, ``%LOCALAPPDATA%``, ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or str(Path.home() / ".cache")
+    return Path(base) / "resync-lipsync"
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -184,10 +231,43 @@ def weights_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def user_cache_dir() -> Path:
-    """This library's folder in the user's cache (``$XDG_CACHE_HOME``, ``%LOCALAPPDATA%``, ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or str(Path.home() / ".cache")
-    return Path(base) / "resync-lipsync"
+def _digest_record(path: Path) -> Path:
+    """Where the digest of ``path`` (absolute) is remembered: one small JSON file per weights file."""
+    key = hashlib.sha256(os.fsencode(path)).hexdigest()[:32]
+    return user_cache_dir() / "sha256" / f"{key}.json"
+
+
+def weights_sha256(path: str | os.PathLike[str], remember: bool = True) -> str:
+    """The sha256 of a file (hex).
+
+    Hashing reads the whole file (a published Wav2Lip checkpoint is 416 MB: ~0.5 s of a start
+    here, more from a cold disk), so with ``remember`` the digest is kept in the user cache
+    folder (``sha256/``, written atomically) under the file's absolute path, size and
+    modification time (ns), and read back while all three match: a replaced or touched file
+    is hashed again. Where that folder cannot be written, the file is hashed every time."""
+    file = Path(path).absolute()
+    if not remember:
+        return _hash_file(file)
+    stat = file.stat()
+    key = {"path": os.fsdecode(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    record = _digest_record(file)
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+        if isinstance(known, dict) and all(known.get(k) == v for k, v in key.items()):
+            sha = known.get("sha256")
+            if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
+                return sha
+    except (OSError, ValueError):
+        pass
+    sha = _hash_file(file)
+    if file.stat().st_mtime_ns == stat.st_mtime_ns:  # not changed while it was read
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(record) as temp:
+                temp.write_text(json.dumps({**key, "sha256": sha}), encoding="utf-8")
+        except OSError:
+            pass  # a read-only cache: hashed again next time
+    return sha
 
 
 def _save_ir(model: Any, xml: Path) -> Path:
@@ -248,20 +328,30 @@ def _versions(ov: Any, int8: bool) -> str:
     """The part of a cache name that changes with the runtime (and NNCF for int8)."""
     version = "ov" + ov.get_version().split("-")[0]
     if int8:
-        import nncf
-
-        version += "-nncf" + nncf.__version__
+        version += "-nncf" + _nncf_version()
     return f"{version}-f{_CACHE_FORMAT}"
 
 
-class OpenVinoNetwork:
-    """The Wav2Lip network compiled by OpenVINO for the CPU, in bf16 (``fast``) or int8 (``fastest``):
-    ``network(mel (B, 80, 16), faces (B, 6, 96, 96))`` → (B, 3, 96, 96) float32, like the torch module.
+_HINTS: dict[str, str] = {"exact": "f32", "fast": "bf16", "fastest": "bf16"}
+"""OpenVINO's ``INFERENCE_PRECISION_HINT`` per precision (``fastest``: the layers NNCF left
+unquantized run in bf16)."""
 
-    ``module``: the float32 network, or a function that reads it (called only when no converted
-    model is cached: a cached one is read without the torch weights); ``weights``: its file,
+
+def _is_torch_module(obj: object) -> bool:
+    """Whether ``obj`` is a torch module (without importing torch: none exists before it is loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+class OpenVinoNetwork:
+    """The Wav2Lip network compiled by OpenVINO for the CPU, in f32 (``exact``), bf16 (``fast``)
+    or int8 (``fastest``): ``network(mel (B, 80, 16), faces (B, 6, 96, 96))`` → (B, 3, 96, 96)
+    float32, like the torch module.
+
+    ``module``: the float32 torch network, or a function that reads it (called only when no
+    converted model is cached: a cached one is read without torch); ``weights``: its file,
     which names the cache (None: no cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
-    share of ``threads``), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
+    share of ``threads``; None: OpenVINO's own count), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
     use, calibrated on the batches of the first call (or ``calibrate``), and cached; later
     loads read it.
     """
@@ -270,16 +360,16 @@ class OpenVinoNetwork:
                  weights: str | os.PathLike[str] | None = None, streams: int = 2, threads: int | None = None) -> None:
         ov = _openvino()
         if ov is None:
-            raise DependencyError("Precision fast/fastest through OpenVINO needs it: pip install openvino nncf.")
-        if precision not in ("fast", "fastest"):
-            raise ValueError(f"OpenVinoNetwork runs fast or fastest, not {precision!r}")
+            raise DependencyError(f"Precision {precision} through OpenVINO needs it: pip install openvino nncf.")
+        if precision not in _HINTS:
+            raise ValueError(f"OpenVinoNetwork runs exact, fast or fastest, not {precision!r}")
         self._ov = ov
         self._core = ov.Core()
         self.precision: Precision = precision
         self._module: Wav2Lip | Callable[[], Wav2Lip] | None = module
         self._lock = threading.Lock()
         self.streams = max(1, int(streams))
-        self._threads = max(self.streams, int(threads or torch.get_num_threads()))
+        self._threads = None if threads is None else max(self.streams, int(threads))
         self._cache: dict[str, _Cache] = {}
         if weights is not None:
             sha = weights_sha256(weights)
@@ -287,7 +377,7 @@ class OpenVinoNetwork:
             if precision == "fastest":
                 self._cache["int8"] = _Cache(Path(weights), sha, _versions(ov, True))
         self._queue: Any = None
-        if precision == "fast":
+        if precision != "fastest":
             self._compile(self._float_model())
         else:
             cached = self._cache["int8"].find("int8") if "int8" in self._cache else None
@@ -307,7 +397,9 @@ class OpenVinoNetwork:
             return self._core.read_model(str(cached), str(cached.with_suffix(".bin")))
         if self._module is None:
             raise ModelError("The float32 network is no longer held; load the generator again.")
-        module = self._module if isinstance(self._module, nn.Module) else self._module()
+        import torch  # converting traces the torch module: only when nothing is cached
+
+        module = self._module if _is_torch_module(self._module) else self._module()  # type: ignore[operator]
         example = (torch.zeros(1, 1, NUM_MELS, MEL_STEP), torch.zeros(1, 6, IMG_SIZE, IMG_SIZE))
         with warnings.catch_warnings():  # the converter traces with torch.jit, which warns it is deprecated
             warnings.simplefilter("ignore", FutureWarning)
@@ -320,12 +412,13 @@ class OpenVinoNetwork:
         return model
 
     def _compile(self, model: Any) -> None:
-        config = {
-            "INFERENCE_PRECISION_HINT": "bf16",
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": _HINTS[self.precision],
             "PERFORMANCE_HINT": "THROUGHPUT",
             "NUM_STREAMS": self.streams,
-            "INFERENCE_NUM_THREADS": self._threads,
         }
+        if self._threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self._threads
         compiled = self._core.compile_model(model, "CPU", config)
         self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
         self._module = None  # the torch weights are not needed any more

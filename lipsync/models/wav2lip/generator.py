@@ -10,32 +10,43 @@ precision ``OpenVinoGenerator`` or a bfloat16 ``TorchGenerator`` (``lipsync.mode
 
 The torch backend reads its device and dtype from the module's parameters on every call, so a
 host that moves the module between devices (ComfyUI's model manager) is simply followed.
+
+Torch is imported where it is used, not by this module: a CPU job whose OpenVINO model is
+already converted (``cpu``) never loads it. Which runtime runs which precision is said in
+``load_generator`` and ``lipsync.models.wav2lip.cpu``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from ...errors import InputError, ModelError
 from ...types import Precision
-from ..base import AudioFeatures, CropSpec, Generator
+from ..base import CPU, AudioFeatures, CropSpec, Device, Generator
 from . import cpu
 from ..safe_load import require_file
 from .checkpoint import CHECKPOINT_HELP, read_state_dict, require_onnxruntime
 from .features import MelFeatures
-from .network import IMG_SIZE, MEL_STEP, NUM_MELS, Wav2Lip
 from .preprocess import model_inputs, predict, to_uint8_reference
+from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
+
+if TYPE_CHECKING:
+    import torch
+
+    from .network import Wav2Lip
 
 __all__ = [
     "LICENCE",
+    "ExactRuntime",
     "Generator",
     "OnnxGenerator",
     "OpenVinoGenerator",
@@ -47,6 +58,10 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
+
+ExactRuntime = Literal["torch", "openvino"]
+"""What runs ``exact`` on a CPU: ``torch`` float32 (the reference's numbers bit for bit) or
+``openvino`` f32 (within 1e-4 of it, faster; torch where OpenVINO is not installed)."""
 
 
 LICENCE = "Wav2Lip weights: research and non-commercial use only (trained on LRS2)."
@@ -89,8 +104,9 @@ class Wav2LipGenerator:
         return [self(mel, faces) for mel, faces in batches]
 
     @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
+    def device(self) -> Device:
+        """The CPU, without torch (``lipsync.models.base.Device``)."""
+        return CPU
 
     def prepare_audio(self, wav16k: F32) -> AudioFeatures:
         return MelFeatures.from_wav16k(wav16k)
@@ -110,6 +126,8 @@ class Wav2LipGenerator:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` → cuda, then mps, then cpu. A device that is not there → InputError."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     name = device.strip().lower()
@@ -133,6 +151,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def build_module(state: dict[str, torch.Tensor]) -> Wav2Lip:
     """A Wav2Lip module in eval mode holding ``state`` (fp16 weights are widened to fp32)."""
+    from .network import Wav2Lip
+
     module = Wav2Lip()
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return module.eval().requires_grad_(False)
@@ -160,6 +180,8 @@ class TorchGenerator(Wav2LipGenerator):
 
     def _cpu_pool(self) -> ThreadPoolExecutor | None:
         """The worker threads for CPU batches (made on first use), or None for one at a time."""
+        import torch
+
         with self._pool_lock:
             if self._pool is None:
                 total = max(1, torch.get_num_threads())
@@ -200,6 +222,8 @@ class TorchGenerator(Wav2LipGenerator):
         return list(pool.map(lambda batch: self(*batch), batches))
 
     def __call__(self, mel: F32, faces: F32) -> F32:
+        import torch
+
         param = next(self.module.parameters())
         device, dtype = param.device, param.dtype
         mel_t = torch.from_numpy(np.ascontiguousarray(mel)).reshape(-1, 1, NUM_MELS, MEL_STEP)
@@ -238,6 +262,8 @@ class OnnxGenerator(Wav2LipGenerator):
         if face[0].shape[2] not in (IMG_SIZE, "height", None) and isinstance(face[0].shape[2], int):
             raise ModelError(f"{p.name} takes {face[0].shape[2]}px faces; only 96px Wav2Lip is supported.")
         self.name = p.stem
+        import torch  # the caller gave a torch.device: torch is loaded already
+
         self._device = device if "CUDAExecutionProvider" in providers else torch.device("cpu")
 
     @property
@@ -251,8 +277,9 @@ class OnnxGenerator(Wav2LipGenerator):
 
 
 class OpenVinoGenerator(Wav2LipGenerator):
-    """Wav2Lip on the CPU through OpenVINO, in bf16 (``fast``) or int8 (``fastest``): the runtime
-    part is ``cpu.OpenVinoNetwork`` (conversion, NNCF calibration, the cache beside the weights).
+    """Wav2Lip on the CPU through OpenVINO, in f32 (``exact``), bf16 (``fast``) or int8
+    (``fastest``): the runtime part is ``cpu.OpenVinoNetwork`` (conversion, NNCF calibration,
+    the cache beside the weights). Its ``device`` is ``lipsync.models.base.CPU`` (no torch).
 
     ``fastest`` calibrates on the first faces it is given (the first ``generate`` call) unless
     ``calibrate`` was called; a cached int8 model is used as it is.
@@ -278,27 +305,45 @@ class OpenVinoGenerator(Wav2LipGenerator):
                                 for i in range(0, len(faces), batch_size)])
 
     def memory_estimate(self, batch_size: int) -> int:
-        return super().memory_estimate(batch_size) // (4 if self.precision == "fastest" else 2)
+        return super().memory_estimate(batch_size) // {"exact": 1, "fast": 2, "fastest": 4}[self.precision]
 
 
-def _cpu_generator(path: str | os.PathLike[str], precision: Precision) -> Generator:
+def _cpu_generator(path: str | os.PathLike[str], precision: Precision, exact_runtime: ExactRuntime) -> Generator:
     """The generator of ``precision`` on this CPU, or the next one it can do (its ``note`` says so)."""
+    name = Path(path).stem
+    if precision == "exact" and exact_runtime == "torch":
+        return TorchGenerator(build_module(read_state_dict(path)), name=name)
     with_ov, with_nncf = cpu.openvino_available()
     got, note = cpu.plan_precision(precision, cpu.cpu_capabilities(), with_ov, with_nncf)
-    name = Path(path).stem
     generator: Wav2LipGenerator
-    if got == "exact":
-        generator = TorchGenerator(build_module(read_state_dict(path)), name=name)
-    elif with_ov:
+    if with_ov and (got != "exact" or exact_runtime == "openvino"):
         require_file(path, "Wav2Lip checkpoint", CHECKPOINT_HELP)
-        threads = max(1, torch.get_num_threads())
+        threads = cpu.cpu_threads()
         network = cpu.OpenVinoNetwork(lambda: build_module(read_state_dict(path)), got, weights=path,
                                       streams=min(threads, MAX_CPU_WORKERS), threads=threads)
         generator = OpenVinoGenerator(network, name=name)
+    elif got == "exact":
+        generator = TorchGenerator(build_module(read_state_dict(path)), name=name)
     else:
         generator = TorchGenerator(cpu.bf16_module(build_module(read_state_dict(path))), name=name)
     generator.note = note
     return generator
+
+
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+"""Device files of an NVIDIA, AMD (ROCm) or WSL GPU driver on Linux."""
+
+
+def _surely_cpu(device: str | torch.device) -> bool:
+    """Whether ``device`` means the CPU, known without importing torch: ``cpu``, or ``auto`` on
+    Linux with no GPU driver's device file (then torch could find no accelerator). Elsewhere
+    (macOS: MPS; Windows) ``resolve_device`` asks torch."""
+    if not isinstance(device, str):
+        return getattr(device, "type", None) == "cpu"
+    name = device.strip().lower()
+    if name == "cpu":
+        return True
+    return name == "auto" and sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _GPU_NODES)
 
 
 def load_generator(
@@ -306,24 +351,38 @@ def load_generator(
     device: str | torch.device = "auto",
     dtype: torch.dtype | None = None,
     precision: Precision = "exact",
+    *,
+    exact_runtime: ExactRuntime = "torch",
 ) -> Generator:
     """Load a checkpoint (.pth/.pt/.safetensors via torch, .onnx via onnxruntime) ready to run.
 
     ``dtype`` defaults to float32; float16 is offered on CUDA (the CPU has no fast fp16 convs).
     ``precision`` (CPU only, torch checkpoints): ``exact`` float32, ``fast`` bfloat16, ``fastest``
     int8, where the CPU has them (``lipsync.models.wav2lip.cpu``; the generator's ``note`` says
-    when it falls back).
+    when it falls back). ``fast`` and ``fastest`` run on OpenVINO where it is installed.
+    ``exact_runtime``: what runs ``exact`` (also when ``fast`` falls back to it) on a CPU:
+    ``torch`` (the default) is torch's float32 module, the reference's numbers bit for bit (the
+    parity tests, ``--reference``, the quality bench's baseline and the cluster's shipped weights
+    use it); ``openvino`` is OpenVINO in f32 where it is installed (within 1e-4 of torch on the
+    parity fixture, ~1.3–1.7× faster; the command line's ``--precision exact``), else torch.
+
+    On a CPU whose OpenVINO model is cached, nothing here imports torch (``cpu``); reading
+    a torch checkpoint, converting it, a GPU, ONNX and ``dtype`` do.
     """
+    onnx = Path(path).suffix.lower() == ".onnx"
+    if not onnx and dtype is None and _surely_cpu(device):
+        return _cpu_generator(path, precision, exact_runtime)
+    import torch
+
     dev = resolve_device(device)
-    if Path(path).suffix.lower() == ".onnx":
+    if onnx:
         if not Path(path).is_file():
             raise ModelError(f"Wav2Lip model not found: {path}. {CHECKPOINT_HELP}")
         return OnnxGenerator(path, dev)
     dtype = dtype or torch.float32
     if dtype == torch.float16 and dev.type == "cpu":
         raise InputError("float16 needs a GPU (cuda or mps); on the CPU use float32.")
-    if dev.type == "cpu" and precision != "exact":
-        return _cpu_generator(path, precision)
+    if dev.type == "cpu" and (precision != "exact" or dtype == torch.float32):
+        return _cpu_generator(path, precision, exact_runtime)
     module = build_module(read_state_dict(path)).to(dev, dtype)
     return TorchGenerator(module, name=Path(path).stem)
-

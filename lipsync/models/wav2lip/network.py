@@ -13,11 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["IMG_SIZE", "MEL_STEP", "NUM_MELS", "Wav2Lip"]
+from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
 
-IMG_SIZE = 96
-NUM_MELS = 80
-MEL_STEP = 16
+__all__ = ["IMG_SIZE", "MEL_STEP", "NUM_MELS", "Wav2Lip"]
 
 _Size = int | tuple[int, int]
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from ..base import CropSpec
 from ..base import crop_faces as base_crop_faces
-from .network import IMG_SIZE
+from .sizes import IMG_SIZE
 from ...types import Box, Frame
 
 __all__ = [
