@@ -90,3 +90,19 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory):
         yield ray
     finally:
         ray.shutdown()  # (a test may have shut it down and started its own meanwhile)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The library's user cache (converted models, remembered weight digests) in a folder of the
+    test session, so tests neither read nor write the real ~/.cache (child processes inherit it)."""
+    folder = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
