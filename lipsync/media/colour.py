@@ -19,7 +19,7 @@ read as BT.601 shows red 219,38,39 as 203,18,40), so:
 - ``output_colour`` is the description of those RGB frames, and ``tag``/``from_rgb`` write a
   frame back with it, so the output shows the same picture outside the mouth (H.264: the
   rounding of 4:2:0 and the codec, 1–2 levels; FFV1 RGB: exact). ``from_rgb`` is the inverse
-  (``_rgb_to_yuv420p``): luma from each pixel, chroma from the mean of each 2x2 block.
+  (``_rgb_to_yuv420p``, OpenCV): Y'CbCr of each pixel, the chroma then averaged over 2x2 blocks.
 
 Accuracy against an exact (float64) conversion (``tests/media/test_colour_convert.py``; on the
 720p bench clip, ``bench/bench_convert.py``): the 8-bit decode is within 0.7 level where the chroma
@@ -27,8 +27,9 @@ is flat (OpenCV's fixed-point coefficients: ~3 % of codes round to the next leve
 the colour tests' patches included) and within 1.8 levels at chroma steps (the upsampled chroma is
 rounded to 8 bits before the matrix): 0.36 levels on average on the clip against swscale's 0.32,
 at a third of its cost, and far out-of-gamut codes are clipped where swscale's accurate path wraps
-them around (Y' 250 with Cb 255 gave blue 0). The encode's luma is within 0.5 code, its chroma
-within 0.5 code on flat 2x2 blocks and 1 elsewhere (the block mean is rounded to 8 bits first).
+them around (Y' 250 with Cb 255 gave blue 0). The encode (the same fixed-point multiply, then the
+2x2 means) is within 0.7 code of exact on flat 2x2 blocks and 1.2 elsewhere (the per-pixel codes
+are rounded before the mean), against swscale's 0.5, at a third of its cost.
 
 HDR (BT.2100 PQ or HLG, usually 10-bit BT.2020 from phones) is tone-mapped to SDR BT.709 8-bit,
 because the rest of the pipeline (detection, the model, compositing) works on 8-bit SDR frames:
@@ -286,15 +287,16 @@ def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
 
 def _rgb_to_yuv420p(image: Frame, sws_matrix: int, colour_range: int) -> av.VideoFrame:
     """RGB uint8 ``image`` (H, W, 3), H and W even -> a yuv420p ``av.VideoFrame``, written in
-    place: luma per pixel, chroma of each 2x2 block's mean RGB (``cv2.INTER_AREA``), rounded."""
+    place: Y'CbCr of every pixel in one ``cv2.transform`` (rounded), luma kept, chroma the mean
+    of each 2x2 block (``cv2.INTER_AREA``, rounded)."""
     height, width = image.shape[:2]
     frame = av.VideoFrame(width, height, "yuv420p")
     luma, cb, cr = _planes(frame)
-    matrix = _rgb_matrix(sws_matrix, colour_range == 2)
-    cv2.transform(image, matrix[0:1], dst=luma)
-    blocks = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    cv2.transform(blocks, matrix[1:2], dst=cb)
-    cv2.transform(blocks, matrix[2:3], dst=cr)
+    ycbcr = cv2.transform(image, _rgb_matrix(sws_matrix, colour_range == 2))
+    cv2.extractChannel(ycbcr, 0, dst=luma)
+    blocks = cv2.resize(ycbcr, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    cv2.extractChannel(blocks, 1, dst=cb)
+    cv2.extractChannel(blocks, 2, dst=cr)
     frame.colorspace, frame.color_range = sws_matrix, colour_range
     return frame
 
