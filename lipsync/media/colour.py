@@ -236,7 +236,9 @@ def _ycbcr_matrix(sws_matrix: int, full: bool) -> np.ndarray:
         [luma, -cb_b * kb / kg, -cr_r * kr / kg],
         [luma, cb_b, 0.0],
     ])
-    return np.hstack([weights, -(weights @ np.array([black, 128.0, 128.0]))[:, None]])
+    matrix = np.hstack([weights, -(weights @ np.array([black, 128.0, 128.0]))[:, None]])
+    matrix.setflags(write=False)  # cached and shared
+    return matrix
 
 
 @functools.lru_cache(maxsize=None)
@@ -245,7 +247,9 @@ def _rgb_matrix(sws_matrix: int, full: bool) -> np.ndarray:
     inverse of ``_ycbcr_matrix``."""
     forward = _ycbcr_matrix(sws_matrix, full)
     inverse = np.linalg.inv(forward[:, :3])
-    return np.hstack([inverse, -(inverse @ forward[:, 3])[:, None]])
+    matrix = np.hstack([inverse, -(inverse @ forward[:, 3])[:, None]])
+    matrix.setflags(write=False)  # cached and shared
+    return matrix
 
 
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
