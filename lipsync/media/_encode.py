@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import IO
 
 import av
+import cv2
 import numpy as np
 
 from . import atomic
@@ -53,6 +54,17 @@ DEFAULT_PRESET = "superfast"
 DEFAULT_X264_PARAMS = "mbtree=1:rc-lookahead=10"
 """Added to the preset (x264's ``key=value:…`` syntax); see the module docstring."""
 LOSSLESS_PIX_FMT = "bgr0"
+
+
+def _bgr0_frame(image: Frame) -> av.VideoFrame:
+    """RGB uint8 ``image`` (H, W, 3) as a ``bgr0`` frame for FFV1: the bytes reordered by OpenCV
+    straight into the frame's buffer (exact; a tenth of the cost of PyAV's copy plus swscale)."""
+    height, width = image.shape[:2]
+    frame = av.VideoFrame(width, height, LOSSLESS_PIX_FMT)
+    plane = frame.planes[0]
+    pixels = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, : 4 * width]
+    cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGRA, dst=pixels.reshape(height, width, 4))
+    return frame
 
 
 def _reserve_temp(final: Path) -> tuple[Path, IO[bytes]]:
@@ -189,7 +201,7 @@ class VideoWriter:
         if self._lossless:
             if self.sample_aspect_ratio != 1:  # Matroska from PyAV cannot carry the SAR (module docstring)
                 image = to_square_pixels(image, self.sample_aspect_ratio)
-            return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=LOSSLESS_PIX_FMT)
+            return _bgr0_frame(image)
         pad = ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0))
         if pad[0][1] or pad[1][1]:
             image = np.pad(image, pad, mode="edge")

@@ -11,12 +11,25 @@ read as BT.601 shows red 219,38,39 as 203,18,40), so:
   than 576 rows: BT.709; 576 rows: BT.601 625-line; other SD: BT.601 525-line), the range
   limited unless the pixel format is a full-range ("JPEG", yuvj*) one, the transfer BT.709
   (SD: SMPTE 170M, the same curve).
-- ``to_rgb`` decodes a frame to RGB uint8 with that matrix and range (FFmpeg's swscale, the
-  matrix and range given explicitly: PyAV otherwise takes BT.601 for untagged frames), with
-  swscale settings measured to be exact within half a level (``_DECODE_FLAGS``).
+- ``to_rgb`` decodes a frame to RGB uint8 with that matrix and range, given explicitly (PyAV
+  otherwise takes BT.601 for untagged frames). 8-bit Y'CbCr, the usual case, takes the cheap
+  path (``_ycbcr8_to_rgb``): swscale only upsamples the chroma (to 4:4:4, bilinear, at the
+  chroma position the frame declares), then one OpenCV matrix multiply with offsets, rounded;
+  other depths use swscale's accurate conversion (``_DECODE_FLAGS``).
 - ``output_colour`` is the description of those RGB frames, and ``tag``/``from_rgb`` write a
   frame back with it, so the output shows the same picture outside the mouth (H.264: the
-  rounding of 4:2:0 and the codec, 1–2 levels; FFV1 RGB: exact).
+  rounding of 4:2:0 and the codec, 1–2 levels; FFV1 RGB: exact). ``from_rgb`` is the inverse
+  (``_rgb_to_yuv420p``, OpenCV): Y'CbCr of each pixel, the chroma then averaged over 2x2 blocks.
+
+Accuracy against an exact (float64) conversion (``tests/media/test_colour_convert.py``; on the
+720p bench clip, ``bench/bench_convert.py``): the 8-bit decode is within 0.7 level where the chroma
+is flat (OpenCV's fixed-point coefficients: ~3 % of codes round to the next level; every flat area,
+the colour tests' patches included) and within 1.8 levels at chroma steps (the upsampled chroma is
+rounded to 8 bits before the matrix): 0.36 levels on average on the clip against swscale's 0.32,
+at a third of its cost, and far out-of-gamut codes are clipped where swscale's accurate path wraps
+them around (Y' 250 with Cb 255 gave blue 0). The encode (the same fixed-point multiply, then the
+2x2 means) is within 0.7 code of exact on flat 2x2 blocks and 1.2 elsewhere (the per-pixel codes
+are rounded before the mean), against swscale's 0.5, at a third of its cost.
 
 HDR (BT.2100 PQ or HLG, usually 10-bit BT.2020 from phones) is tone-mapped to SDR BT.709 8-bit,
 because the rest of the pipeline (detection, the model, compositing) works on 8-bit SDR frames:
@@ -39,6 +52,8 @@ libx265 Main10 or libx264 High 10) would need 16-bit frames through compositing:
 """
 
 from __future__ import annotations
+
+import functools
 
 import av
 import cv2
@@ -187,14 +202,76 @@ def changes(source: ColourInfo) -> list[str]:
 
 
 _DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-"""swscale's settings for Y'CbCr -> RGB. Measured on flat patches against an exact (numpy)
-conversion: these are within 0.5 of it; swscale's default (bilinear, fast rounding) is 2.6 levels
+"""swscale's settings for Y'CbCr -> RGB where ``_ycbcr8_to_rgb`` does not apply (more than 8
+bits, grey, alpha). Measured on flat patches against an exact (numpy) conversion: these are
+within 0.5 of it (three times the cost of the 8-bit path); swscale's default (bilinear, fast rounding) is 2.6 levels
 too dark in limited range, and ACCURATE_RND alone 3 levels (FFmpeg 8.1 in PyAV 18.1)."""
 _ENCODE_FLAGS = Interpolation.AREA | Interpolation.ACCURATE_RND
-"""RGB -> Y'CbCr: chroma is the mean of each 2x2 block (bilinear filters it differently)."""
+"""RGB -> Y'CbCr where ``_rgb_to_yuv420p`` does not apply: chroma is the mean of each 2x2 block
+(bilinear filters it differently)."""
 _HDR_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 """Y'CbCr -> 16-bit RGB: FULL_CHR_H_INT garbles the chroma of rgb48 output here; without it the
 result is within 2 10-bit levels of an exact conversion."""
+
+
+_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 7: (0.212, 0.087), 9: (0.2627, 0.0593)}
+"""Luma weights of red and blue (Kr, Kb) of each swscale matrix (``_SWSCALE_MATRIX``'s values):
+BT.709, FCC, BT.601, SMPTE 240M, BT.2020 (ITU-R BT.709-6, BT.601-7, BT.2020-2; SMPTE 240M; FCC
+73.682). The green weight is 1 - Kr - Kb."""
+_CHROMA_FLAGS = Interpolation.BILINEAR
+"""swscale's settings for upsampling 8-bit chroma to 4:4:4 (no matrix involved): within half a
+code of exact bilinear interpolation at the declared chroma position; ACCURATE_RND changes
+nothing here and costs 80 % more."""
+
+
+@functools.lru_cache(maxsize=None)
+def _ycbcr_matrix(sws_matrix: int, full: bool) -> np.ndarray:
+    """(3, 4) float64: [Y', Cb, Cr, 1] codes (8-bit) -> [R', G', B'] levels (0-255, unclipped)."""
+    kr, kb = _KR_KB[sws_matrix]
+    kg = 1.0 - kr - kb
+    luma, chroma, black = (1.0, 1.0, 0.0) if full else (255.0 / 219.0, 255.0 / 224.0, 16.0)
+    cr_r, cb_b = 2.0 * (1.0 - kr) * chroma, 2.0 * (1.0 - kb) * chroma
+    weights = np.array([
+        [luma, 0.0, cr_r],
+        [luma, -cb_b * kb / kg, -cr_r * kr / kg],
+        [luma, cb_b, 0.0],
+    ])
+    matrix = np.hstack([weights, -(weights @ np.array([black, 128.0, 128.0]))[:, None]])
+    matrix.setflags(write=False)  # cached and shared
+    return matrix
+
+
+@functools.lru_cache(maxsize=None)
+def _rgb_matrix(sws_matrix: int, full: bool) -> np.ndarray:
+    """(3, 4) float64: [R', G', B', 1] levels -> [Y', Cb, Cr] 8-bit codes (unrounded): the
+    inverse of ``_ycbcr_matrix``."""
+    forward = _ycbcr_matrix(sws_matrix, full)
+    inverse = np.linalg.inv(forward[:, :3])
+    matrix = np.hstack([inverse, -(inverse @ forward[:, 3])[:, None]])
+    matrix.setflags(write=False)  # cached and shared
+    return matrix
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Views (no copy) of an 8-bit planar ``frame``'s planes, each (height, width) uint8."""
+    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            for plane in frame.planes]
+
+
+def _is_ycbcr8(frame: av.VideoFrame) -> bool:
+    """8-bit Y'CbCr (any subsampling, planar or packed, no alpha): ``_ycbcr8_to_rgb`` decodes it."""
+    fmt = frame.format
+    return not fmt.is_rgb and len(fmt.components) == 3 and all(c.bits == 8 for c in fmt.components)
+
+
+def _ycbcr8_to_rgb(frame: av.VideoFrame, sws_matrix: int, colour_range: int) -> Frame:
+    """8-bit Y'CbCr ``frame`` -> RGB uint8 (H, W, 3): chroma upsampled to 4:4:4 by swscale (one
+    thread: the pipeline's threads already share the cores), interleaved, then the matrix and
+    offsets in one ``cv2.transform`` (rounded to nearest, clipped to 0-255)."""
+    if frame.format.name not in ("yuv444p", "yuvj444p"):
+        frame = frame.reformat(format="yuv444p", src_color_range=colour_range, dst_color_range=colour_range,
+                               interpolation=_CHROMA_FLAGS, threads=1)
+    return cv2.transform(cv2.merge(_planes(frame)), _ycbcr_matrix(sws_matrix, colour_range == 2))
 
 
 def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
@@ -204,19 +281,40 @@ def to_rgb(frame: av.VideoFrame, colour: ColourInfo) -> Frame:
         return tone_map(frame, colour)
     if frame.format.is_rgb:
         return frame.to_ndarray(format="rgb24")
+    sws_matrix, colour_range = _SWSCALE_MATRIX.get(colour.matrix, 5), _RANGE_CODE[colour.range]
+    if _is_ycbcr8(frame):
+        return _ycbcr8_to_rgb(frame, sws_matrix, colour_range)
     return frame.to_ndarray(
-        format="rgb24", src_colorspace=_SWSCALE_MATRIX.get(colour.matrix, 5),
-        src_color_range=_RANGE_CODE[colour.range], interpolation=_DECODE_FLAGS,
+        format="rgb24", src_colorspace=sws_matrix, src_color_range=colour_range, interpolation=_DECODE_FLAGS,
     )
+
+
+def _rgb_to_yuv420p(image: Frame, sws_matrix: int, colour_range: int) -> av.VideoFrame:
+    """RGB uint8 ``image`` (H, W, 3), H and W even -> a yuv420p ``av.VideoFrame``, written in
+    place: Y'CbCr of every pixel in one ``cv2.transform`` (rounded), luma kept, chroma the mean
+    of each 2x2 block (``cv2.INTER_AREA``, rounded)."""
+    height, width = image.shape[:2]
+    frame = av.VideoFrame(width, height, "yuv420p")
+    luma, cb, cr = _planes(frame)
+    ycbcr = cv2.transform(image, _rgb_matrix(sws_matrix, colour_range == 2))
+    cv2.extractChannel(ycbcr, 0, dst=luma)
+    blocks = cv2.resize(ycbcr, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    cv2.extractChannel(blocks, 1, dst=cb)
+    cv2.extractChannel(blocks, 2, dst=cr)
+    frame.colorspace, frame.color_range = sws_matrix, colour_range
+    return frame
 
 
 def from_rgb(image: Frame, colour: ColourInfo, pix_fmt: str = "yuv420p") -> av.VideoFrame:
     """An ``av.VideoFrame`` in ``pix_fmt`` holding RGB uint8 ``image`` (H, W, 3) encoded with
-    ``colour``'s matrix and range (its inverse of ``to_rgb``)."""
+    ``colour``'s matrix and range (its inverse of ``to_rgb``). yuv420p of even sizes (what the
+    writer makes) takes the cheap path (``_rgb_to_yuv420p``), the rest swscale."""
+    sws_matrix, colour_range = _SWSCALE_MATRIX.get(colour.matrix, 1), _RANGE_CODE[colour.range]
+    if pix_fmt == "yuv420p" and image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0:
+        return _rgb_to_yuv420p(np.ascontiguousarray(image), sws_matrix, colour_range)
     frame = av.VideoFrame.from_ndarray(image, format="rgb24")
     return frame.reformat(
-        format=pix_fmt, dst_colorspace=_SWSCALE_MATRIX.get(colour.matrix, 1),
-        dst_color_range=_RANGE_CODE[colour.range], interpolation=_ENCODE_FLAGS,
+        format=pix_fmt, dst_colorspace=sws_matrix, dst_color_range=colour_range, interpolation=_ENCODE_FLAGS,
     )
 
 
