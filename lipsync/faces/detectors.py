@@ -353,9 +353,8 @@ searched: a head can move a third of its width between two frames and still be f
 (else the whole frame is searched)."""
 
 REGION_GRID = 32
-"""Regions start and end on multiples of this (pixels of the downscaled frame): the coarsest
-stride of the YuNet family's feature maps."""
-
+"""Regions start and end on multiples of this (pixels at the scale they are searched at): the
+coarsest stride of the YuNet family's feature maps."""
 
 def _iou(a: Detection, b: Detection) -> float:
     w = min(a.x2, b.x2) - max(a.x1, b.x1)
@@ -368,18 +367,19 @@ def _iou(a: Detection, b: Detection) -> float:
 
 class RegionDetector:
     """A detector that searches the whole frame only every ``full_every``-th call, and in between
-    only the regions around the faces it found last (``REGION_MARGIN`` around each).
+    only the regions around the faces it found last (``margin`` around each).
 
-    Why: detection costs in proportion to the pixels searched; a face region is 4-6 times
+    Why: detection costs in proportion to the pixels searched; a face region is 3-4 times
     smaller than the frame (720p detected at 640 px), and every frame still gets a real detection,
     so the boxes keep their steadiness and follow fast moves (a tracker between detections would
-    lag or drift). The regions are cut from the frame downscaled exactly as a whole-frame
-    detection downscales it (``max_side``), so a face is seen at the same scale and resampling
-    either way (at 720p they may still differ by a pixel or two, so the faces a whole-frame search
-    finds are detected again in their regions: every box comes from a region search). A frame
-    where no face is found in the regions is searched whole at once. The regions also cover the
-    faces the last two whole-frame searches found where no face is now: someone who turned away
-    or stepped out for a moment is found again when they come back, not at the next whole search.
+    lag or drift). Each region is cut from the frame and downscaled exactly as a whole-frame
+    detection downscales it (``max_side``; only the region is resampled, not the frame), so a
+    face is seen at the same scale and on the same grid of the network's anchors either way (at
+    720p they may still differ by a pixel or two, so the faces a whole-frame search finds are
+    detected again in their regions: every box comes from a region search). A frame where no
+    face is found in the regions is searched whole at once. The regions also cover the faces the
+    last two whole-frame searches found where no face is now: someone who turned away or stepped
+    out for a moment is found again when they come back, not at the next whole search.
     ``detector``: a backend with a ``max_side`` (yuface, yunet); the frames must keep one size.
     """
 
@@ -397,6 +397,8 @@ class RegionDetector:
         self._whole: deque[list[Detection]] = deque(maxlen=2)
         self.whole_frames = 0
         """How many calls searched the whole frame (for measurements)."""
+        self.region_pixels = 0
+        """Pixels searched in regions so far, at the detector's scale (for measurements)."""
 
     def detect(self, frame: Frame, whole: bool | None = None) -> list[Detection]:
         """The faces in ``frame``; ``whole``: search the whole frame (True) or the regions (False,
@@ -426,27 +428,49 @@ class RegionDetector:
         return _remembered_faces(self._last, self._whole)
 
     def _in_regions(self, frame: Frame) -> list[Detection]:
-        image, back = _scaled(frame, self.max_side)
-        height, width = image.shape[:2]
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.max_side / float(max(height, width)))
         found: list[Detection] = []
         for face in self._last + self._remembered():
-            x1, y1, x2, y2 = (v / back for v in (face.x1, face.y1, face.x2, face.y2))
-            mx, my = (x2 - x1) * self.margin, (y2 - y1) * self.margin
-            # On the detector's own grid (its coarsest stride): the face meets the network's
-            # anchors where a whole-frame detection meets them, so both give the same box.
-            g = REGION_GRID
-            left, top = max(0, int(x1 - mx) // g * g), max(0, int(y1 - my) // g * g)
-            right, bottom = min(width, -(-int(np.ceil(x2 + mx)) // g) * g), min(height, -(-int(np.ceil(y2 + my)) // g) * g)
-            if right - left < 8 or bottom - top < 8:
-                continue
-            for d in self.detector.detect(image[top:bottom, left:right]):
-                points = None if d.landmarks is None else (d.landmarks + np.float32([left, top])) * np.float32(back)
-                moved = Detection((d.x1 + left) * back, (d.y1 + top) * back, (d.x2 + left) * back,
-                                  (d.y2 + top) * back, d.score, points)
+            for moved in self._search(frame, face, scale):
                 same = [o for o in found if _iou(moved, o) >= 0.5]  # seen from two overlapping regions
                 if all(o.score < moved.score for o in same):
                     found = [o for o in found if o not in same] + [moved]
         return found
+
+    def _search(self, frame: Frame, face: Detection, scale: float) -> list[Detection]:
+        """The faces in the region around ``face``, cut from ``frame`` and searched at ``scale``
+        (the whole-frame search's: ``_prepare``'s size for the whole frame, times this region's
+        share of it, so the pixels are the ones that search would see)."""
+        height, width = frame.shape[:2]
+        small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+        sx, sy = small_w / float(width), small_h / float(height)
+        x1, y1, x2, y2 = face.x1 * sx, face.y1 * sy, face.x2 * sx, face.y2 * sy
+        mx, my = (x2 - x1) * self.margin, (y2 - y1) * self.margin
+        # On the detector's own grid (its coarsest stride): the face meets the network's
+        # anchors where a whole-frame detection meets them, so both give the same box.
+        g = REGION_GRID
+        left, top = max(0, int(x1 - mx) // g * g), max(0, int(y1 - my) // g * g)
+        right, bottom = min(small_w, -(-int(np.ceil(x2 + mx)) // g) * g), min(small_h, -(-int(np.ceil(y2 + my)) // g) * g)
+        if right - left < 8 or bottom - top < 8:
+            return []
+        # The frame pixels under that part of the downscaled frame, downscaled alone (at 720p,
+        # 1080p and 4K the factor is a whole number, and these are exactly that part's pixels).
+        fl, ft = int(np.floor(left / sx)), int(np.floor(top / sy))
+        fr, fb = min(width, int(np.ceil(right / sx))), min(height, int(np.ceil(bottom / sy)))
+        region = frame[ft:fb, fl:fr]
+        size = (max(1, round((fr - fl) * sx)), max(1, round((fb - ft) * sy)))
+        if size != (fr - fl, fb - ft):
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        self.region_pixels += size[0] * size[1]
+        kx, ky = (fr - fl) / float(size[0]), (fb - ft) / float(size[1])  # region pixel -> frame pixels
+        out = []
+        for d in self.detector.detect(region):
+            points = None
+            if d.landmarks is not None:
+                points = (d.landmarks * np.float32([kx, ky]) + np.float32([fl, ft])).astype(np.float32)
+            out.append(Detection(d.x1 * kx + fl, d.y1 * ky + ft, d.x2 * kx + fl, d.y2 * ky + ft, d.score, points))
+        return out
 
 
 def _remembered_faces(last: list[Detection], whole: Iterable[list[Detection]]) -> list[Detection]:
@@ -456,17 +480,6 @@ def _remembered_faces(last: list[Detection], whole: Iterable[list[Detection]]) -
         if all(_iou(face, other) < 0.3 for other in (*last, *out)):
             out.append(face)
     return out
-
-
-def _scaled(frame: Frame, max_side: int) -> tuple[np.ndarray, float]:
-    """``frame`` (RGB) downscaled as ``_prepare`` does, and the factor back to frame pixels."""
-    height, width = frame.shape[:2]
-    longest = max(height, width)
-    if longest <= max_side:
-        return frame, 1.0
-    scale = max_side / float(longest)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), width / float(size[0])
 
 
 def _importable(module: str) -> bool:
