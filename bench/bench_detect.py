@@ -5,8 +5,8 @@
 On the 720p bench clip (``bench/results/face_720p_10s.mp4``, made by ``bench_pipeline.py``) with
 yuface on one OpenMP thread (as the pipeline runs it beside the network), it prints the CPU
 milliseconds of each part of a whole-frame search (downscale, colour conversion, the network)
-and of a region search (cut + downscale, colour conversion, the network; the region's size), the
-tracker per frame, and the default detect + track stage per frame (``track_faces``, what
+and of a region search (cut + downscale, colour conversion, the network; the region's size), of a
+face carried to the next frame without a search, the tracker per frame, and the default detect + track stage per frame (``track_faces``, what
 ``bench_pipeline.stage_costs`` times) with how many frames were searched whole.
 """
 
@@ -65,7 +65,7 @@ def main() -> int:
         print(f"  network (yuface)                     {cpu_ms(lambda: one_thread(lambda: detector._rows(image))):6.2f} ms")
         print(f"  all (detect)                         {cpu_ms(lambda: detector.detect(frame)):6.2f} ms")
 
-        regions = RegionDetector(detector)
+        regions = RegionDetector(detector, carried=0)  # every call a search
         regions.detect(frame, whole=True)
         shown: list[np.ndarray] = []
         backend = detector.detect
@@ -80,6 +80,10 @@ def main() -> int:
         print(f"  RGB->BGR                             {cpu_ms(lambda: cv2.cvtColor(region, cv2.COLOR_RGB2BGR)):6.2f} ms")
         print(f"  network (yuface)                     {cpu_ms(lambda: one_thread(lambda: detector._rows(bgr))):6.2f} ms")
         print(f"  all (detect, regions)                {cpu_ms(lambda: regions.detect(frame, whole=False)):6.2f} ms")
+        carrying = RegionDetector(detector)
+        carrying.detect(frame, whole=True)
+        following = frames[len(frames) // 2 + 1]
+        print(f"carried face (no search), per call:    {cpu_ms(lambda: carrying._carry[0].to(following)) + cpu_ms(lambda: type(carrying._carry[0])(frame, face)):6.2f} ms")
 
         start = time.process_time()
         detections = list(detect_frames(iter(frames), detector, options.detect_every))
@@ -95,7 +99,8 @@ def main() -> int:
     for f in frames:
         counter.detect(f)
     print(f"default job over {n} frames: detection {detect_s / n * 1000:.2f} ms/frame "
-          f"({counter.whole_frames} whole-frame searches, {counter.region_pixels / n / 1000:.0f} k region pixels/frame), "
+          f"({counter.whole_frames} whole-frame searches, {counter.carried_frames} frames carried, "
+          f"{counter.region_pixels / n / 1000:.0f} k region pixels/frame), "
           f"tracker {track_s / n_tracked * 1000:.2f} ms/frame; detect + track (track_faces) {both_s / n_both * 1000:.2f} ms/frame")
     return 0
 
