@@ -395,9 +395,10 @@ class RegionDetector:
     out for a moment is found again when they come back, not at the next whole search.
     After each search (whole or regions), the next ``carried`` frames are not searched: their
     faces are the last ones moved by the shift of the picture around each face from the frame
-    before (``_Carry``), which costs ~3 % of a region search; which frames are searched depends
-    only on the count since the last scheduled whole-frame search, so a frame range started there
-    detects exactly as a whole run.
+    before (``_Carry``), which costs a sixth of a region search; not while a face the recent whole
+    searches saw is missing (it may be back in the next frame). Which frames are carried depends
+    only on the frames since the last scheduled whole-frame search, so a frame range started
+    there detects exactly as a whole run.
     ``detector``: a backend with a ``max_side`` (yuface, yunet); the frames must keep one size.
     """
 
@@ -434,7 +435,9 @@ class RegionDetector:
             whole = count % self.full_every == 0
         self._since_whole = 0 if whole else self._since_whole + 1
         found = self._search_or_carry(frame, whole)
-        carry_next = self.carried > 0 and (self._since_whole + 1) % (self.carried + 1) != 0
+        # Carried only while every face of the recent whole searches is here: else the next frame
+        # is searched, where someone who stepped out may be back.
+        carry_next = self.carried > 0 and (self._since_whole + 1) % (self.carried + 1) != 0 and not self._remembered()
         self._carry = [_Carry(frame, face) for face in found] if carry_next else []
         return found
 
