@@ -123,7 +123,9 @@ def detect_all(frames: Sequence[Frame]) -> Detections:
 
 
 def detect_regions(frames: Sequence[Frame]) -> Detections:
-    """The pipeline's detection: the whole frame every 10th frame, the face's region in between."""
+    """The pipeline's detection (``RegionDetector``'s defaults): the whole frame every
+    ``FULL_FRAME_EVERY``-th frame, the face's region every other frame in between, the frames
+    between those carried by the picture's shift."""
     detector = RegionDetector(create_detector("yuface"))
     return [detector.detect(f) for f in frames]
 

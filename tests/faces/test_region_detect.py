@@ -75,13 +75,14 @@ def test_a_face_that_leaves_its_region_is_searched_for_in_the_whole_frame() -> N
 
 def test_run_detection_searches_regions_unless_told_otherwise() -> None:
     backend = BrightSquare()
-    frames = [square_frame(400 + 5 * i, 200) for i in range(12)]
+    frames = [square_frame(400 + 5 * i, 200) for i in range(24)]
     out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280)), full_frame_every=1))
-    assert len(out) == 12 and backend.shown.count((360, 640)) == 12
+    assert len(out) == 24 and backend.shown.count((360, 640)) == 24
     backend.shown.clear()
     out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280))))
-    assert len(out) == 12 and all(face.box is not None for _, face in out)
-    assert backend.shown.count((360, 640)) == 2  # frames 0 and 10
+    assert len(out) == 24 and all(face.box is not None for _, face in out)
+    assert backend.shown.count((360, 640)) == 2  # frames 0 and 20 (FULL_FRAME_EVERY)
+    assert len(backend.shown) == 2 + 2 + 10  # each found again in its region; 10 of the other 22 carried
 
 
 @pytest.mark.skipif(not CLOSEUP.is_file(), reason="shared media missing")
