@@ -124,7 +124,7 @@ def detect_all(frames: Sequence[Frame]) -> Detections:
 
 def detect_regions(frames: Sequence[Frame]) -> Detections:
     """The pipeline's detection (``RegionDetector``'s defaults): the whole frame every
-    ``FULL_FRAME_EVERY``-th frame, the face's region every other frame in between, the frames
+    ``FULL_FRAME_EVERY``-th frame, the face's region every third frame in between, the frames
     between those carried by the picture's shift."""
     detector = RegionDetector(create_detector("yuface"))
     return [detector.detect(f) for f in frames]

@@ -82,7 +82,8 @@ def test_run_detection_searches_regions_unless_told_otherwise() -> None:
     out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280))))
     assert len(out) == 24 and all(face.box is not None for _, face in out)
     assert backend.shown.count((360, 640)) == 2  # frames 0 and 20 (FULL_FRAME_EVERY)
-    assert len(backend.shown) == 2 + 2 + 10  # each found again in its region; 10 of the other 22 carried
+    # each found again in its region; of the other 22, two of every three carried (frames 1, 2, 4, ...)
+    assert len(backend.shown) == 2 + 2 + 7
 
 
 @pytest.mark.skipif(not CLOSEUP.is_file(), reason="shared media missing")
@@ -105,9 +106,10 @@ def test_between_searches_a_face_is_carried_by_the_shift_of_the_picture() -> Non
     pytest.importorskip("yuface")
     first = next(iter(iter_frames(CLOSEUP, frame_load_cap=1)))
     frames = [np.roll(first, (3 * i, 12 * i), axis=(0, 1)) for i in range(6)]  # 12 px right, 3 down a frame
-    regions = RegionDetector(create_detector("yuface"), full_every=10)
+    regions = RegionDetector(create_detector("yuface"), full_every=10, carried=1)
     found = [max(regions.detect(f), key=lambda d: d.area) for f in frames]
     assert regions.whole_frames == 1 and regions.carried_frames == 3  # frames 1, 3 and 5
+    assert RegionDetector(create_detector("yuface"), full_every=10).carried == 2  # the default: frames 1, 2, 4, 5
     for i in (1, 3, 5):
         before, now = found[i - 1], found[i]
         assert abs(now.x1 - before.x1 - 12) <= 1.0 and abs(now.x2 - before.x2 - 12) <= 1.0
