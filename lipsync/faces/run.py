@@ -1,7 +1,9 @@
 """Frames in, (frame, face) pairs out: detection every k-th frame and the tracker, or a fixed box.
 
 Detection searches the whole frame every ``full_frame_every``-th frame and only around the last
-faces in between (``RegionDetector``: 4-6 times less work at 720p, the same steadiness).
+faces in between, every third frame; the two frames between carry the last faces by the shift of
+the picture around them (``RegionDetector``: at 720p a fifth of the CPU of whole-frame searches on
+every frame, boxes as steady; ``bench/bench_detect.py``, ``bench/quality``).
 
 ``run_detection`` ties a detector and a ``FaceTracker`` over an iterable of frames (streaming:
 only the frames awaiting finalisation are held); ``detect_frames`` is its detection half alone

@@ -75,13 +75,15 @@ def test_a_face_that_leaves_its_region_is_searched_for_in_the_whole_frame() -> N
 
 def test_run_detection_searches_regions_unless_told_otherwise() -> None:
     backend = BrightSquare()
-    frames = [square_frame(400 + 5 * i, 200) for i in range(12)]
+    frames = [square_frame(400 + 5 * i, 200) for i in range(24)]
     out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280)), full_frame_every=1))
-    assert len(out) == 12 and backend.shown.count((360, 640)) == 12
+    assert len(out) == 24 and backend.shown.count((360, 640)) == 24
     backend.shown.clear()
     out = list(run_detection(iter(frames), backend, FaceTracker((720, 1280))))
-    assert len(out) == 12 and all(face.box is not None for _, face in out)
-    assert backend.shown.count((360, 640)) == 2  # frames 0 and 10
+    assert len(out) == 24 and all(face.box is not None for _, face in out)
+    assert backend.shown.count((360, 640)) == 2  # frames 0 and 20 (FULL_FRAME_EVERY)
+    # each found again in its region; of the other 22, two of every three carried (frames 1, 2, 4, ...)
+    assert len(backend.shown) == 2 + 2 + 7
 
 
 @pytest.mark.skipif(not CLOSEUP.is_file(), reason="shared media missing")
@@ -90,13 +92,39 @@ def test_real_faces_get_the_boxes_a_whole_frame_search_gives() -> None:
     frames = list(iter_frames(CLOSEUP, frame_load_cap=20))
     whole = create_detector("yuface")
     assert isinstance(whole, YuFaceDetector)
-    regions = RegionDetector(create_detector("yuface"), full_every=10)
+    regions = RegionDetector(create_detector("yuface"), full_every=10, carried=0)  # every frame searched
     for frame in frames:
         a = max(whole.detect(frame), key=lambda d: d.area)
         b = max(regions.detect(frame), key=lambda d: d.area)
         assert max(abs(a.x1 - b.x1), abs(a.y1 - b.y1), abs(a.x2 - b.x2), abs(a.y2 - b.y2)) <= 2.0
         assert float(np.abs(a.landmarks - b.landmarks).max()) <= 2.0
     assert regions.whole_frames == 2
+
+
+@pytest.mark.skipif(not CLOSEUP.is_file(), reason="shared media missing")
+def test_between_searches_a_face_is_carried_by_the_shift_of_the_picture() -> None:
+    pytest.importorskip("yuface")
+    first = next(iter(iter_frames(CLOSEUP, frame_load_cap=1)))
+    frames = [np.roll(first, (3 * i, 12 * i), axis=(0, 1)) for i in range(6)]  # 12 px right, 3 down a frame
+    regions = RegionDetector(create_detector("yuface"), full_every=10, carried=1)
+    found = [max(regions.detect(f), key=lambda d: d.area) for f in frames]
+    assert regions.whole_frames == 1 and regions.carried_frames == 3  # frames 1, 3 and 5
+    assert RegionDetector(create_detector("yuface"), full_every=10).carried == 2  # the default: frames 1, 2, 4, 5
+    for i in (1, 3, 5):
+        before, now = found[i - 1], found[i]
+        assert abs(now.x1 - before.x1 - 12) <= 1.0 and abs(now.x2 - before.x2 - 12) <= 1.0
+        assert abs(now.y1 - before.y1 - 3) <= 1.0 and abs(now.y2 - before.y2 - 3) <= 1.0
+        assert np.abs(now.landmarks - before.landmarks - np.float32([12, 3])).max() <= 1.0
+
+
+def test_a_face_whose_picture_changed_is_searched_for_not_carried() -> None:
+    regions = RegionDetector(BrightSquare(), full_every=10)
+    assert len(regions.detect(square_frame(400, 200))) == 1
+    assert regions.detect(np.zeros((720, 1280, 3), np.uint8)) == []  # gone: nothing to carry
+    assert regions.carried_frames == 0
+    regions = RegionDetector(BrightSquare(), full_every=10, carried=0)
+    regions.detect(square_frame(400, 200))
+    assert len(regions.detect(square_frame(404, 200))) == 1 and regions.carried_frames == 0
 
 
 class BrightSquares(BrightSquare):
