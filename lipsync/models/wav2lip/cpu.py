@@ -351,7 +351,7 @@ class OpenVinoNetwork:
     ``module``: the float32 torch network, or a function that reads it (called only when no
     converted model is cached: a cached one is read without torch); ``weights``: its file,
     which names the cache (None: no cache, converted in memory). ``run_batches`` runs ``streams`` batches at a time (each on its
-    share of ``threads``; None: OpenVINO's own count), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
+    share of ``threads``; None: OpenVINO's own count; at least two are queued), as ``TorchGenerator`` does on a CPU. The int8 model is made on first
     use, calibrated on the batches of the first call (or ``calibrate``), and cached; later
     loads read it.
     """
@@ -420,7 +420,7 @@ class OpenVinoNetwork:
         if self._threads is not None:
             config["INFERENCE_NUM_THREADS"] = self._threads
         compiled = self._core.compile_model(model, "CPU", config)
-        self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
+        self._queue = self._ov.AsyncInferQueue(compiled, max(2, self.streams))  # a batch always waits its turn
         self._module = None  # the torch weights are not needed any more
 
     def calibrate(self, batches: Batches) -> None:

@@ -319,8 +319,12 @@ def _cpu_generator(path: str | os.PathLike[str], precision: Precision, exact_run
     if with_ov and (got != "exact" or exact_runtime == "openvino"):
         require_file(path, "Wav2Lip checkpoint", CHECKPOINT_HELP)
         threads = cpu.cpu_threads()
+        # float32 runs one batch at a time on all the threads: beside the pipeline's decode and
+        # encode threads that measured 6 % faster end to end than two streams (bench/bench_cpu.py);
+        # bf16 and int8 were no faster that way.
+        streams = 1 if got == "exact" else min(threads, MAX_CPU_WORKERS)
         network = cpu.OpenVinoNetwork(lambda: build_module(read_state_dict(path)), got, weights=path,
-                                      streams=min(threads, MAX_CPU_WORKERS), threads=threads)
+                                      streams=streams, threads=threads)
         generator = OpenVinoGenerator(network, name=name)
     elif got == "exact":
         generator = TorchGenerator(build_module(read_state_dict(path)), name=name)
