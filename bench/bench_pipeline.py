@@ -104,7 +104,12 @@ def _cpu() -> float:
 
 def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> tuple[int, dict[str, float]]:
     """(frames, CPU seconds per stage) of the default job on ``video``, stage after stage."""
-    code = "import lipsync.cli, lipsync.engine.lipsync, lipsync.models.wav2lip.generator, lipsync.faces, torch"
+    # What a CPU job imports: torch only where the job needs it (no cached OpenVINO model, a GPU, restore).
+    code = ("import sys, lipsync.cli, lipsync.cli._model, lipsync.engine.lipsync, lipsync.models.wav2lip.generator, "
+            "lipsync.faces, lipsync.media.video\n"
+            "from lipsync.models.wav2lip import cpu\n"
+            "if cpu.openvino_available()[0]: import openvino\n"
+            "else: import torch")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     _, _, usage = os.wait4(proc.pid, 0)
     costs = {"start-up: python + imports (fresh process)": usage.ru_utime + usage.ru_stime}
