@@ -99,7 +99,8 @@ def test_stop_while_the_network_runs(clip: Path, tmp_path: Path, threads_stop: o
         checks.append(1)
         return len(checks) > 3
 
-    with pytest.raises(Cancelled, match="Stopped after 24 of 100 frames"):
+    # chunks of 8 frames, the first cut to one batch of 4 (ramp_cuts): 4 + 4 + 8 frames
+    with pytest.raises(Cancelled, match="Stopped after 16 of 100 frames"):
         lipsync_video(
             clip,
             tone(4),
