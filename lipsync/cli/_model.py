@@ -48,9 +48,25 @@ def load_model(options: ModelOptions, exact_runtime: ExactRuntime = "openvino") 
 
         dtype = torch.float16
     path = find_checkpoint(options.checkpoint, options.models_dir)
+    _show_first_use_notes()
     loaded = generator.load_generator(path, options.device, dtype, precision=options.precision,
                                       exact_runtime=exact_runtime)
     note = getattr(loaded, "note", None)
     if note:
         print(f"note: {note}", file=sys.stderr)
     return loaded
+
+
+def _show_first_use_notes() -> None:
+    """The CPU runtime's one-line notes of its slow first use (converting, calibrating the
+    network; ``lipsync.models.wav2lip.cpu.log``) on stderr, as ``note: …``. Once per process."""
+    import logging
+
+    logger = logging.getLogger("lipsync.models.wav2lip.cpu")
+    if any(getattr(h, "_lipsync_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    handler._lipsync_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -236,7 +236,7 @@ def lipsync_video(
             done = run_stages(
                 items, work, lambda item: writer.write(paste(item)),
                 chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=0,
-                cuts=ramp_cuts(opts, 0, n_out, chunk_size), should_stop=should_stop,
+                cuts=ramp_cuts(opts, 0, n_out, chunk_size, generator), should_stop=should_stop,
                 stopped=lambda d: f"Stopped after {d} of {stop - start} frames; {name} was not written.",
                 progress=None if progress is None else (lambda d: progress(d, stop - start)),
             )

@@ -222,7 +222,7 @@ def revoice_segment(
         written = run_stages(
             _items(path, first, stop, size, opts, detector, info.sample_aspect_ratio, tracker), work, write,
             chunk_size=chunk_size, depth=depth, overlap=opts.run.overlap, origin=first,
-            cuts=ramp_cuts(opts, first, stop, chunk_size), should_stop=should_stop,
+            cuts=ramp_cuts(opts, first, stop, chunk_size, generator), should_stop=should_stop,
             stopped=lambda d: f"Stopped after {d} frames; {name} was not written.",
             progress=None if progress is None else (lambda d: progress(d, max(total, d))),
         )

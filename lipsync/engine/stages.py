@@ -330,15 +330,17 @@ def buffer_sizes(options: LipSyncOptions, frame_size: tuple[int, int]) -> tuple[
     return chunk, max(2, min(chunk + 8, share))
 
 
-def ramp_cuts(options: LipSyncOptions, origin: int, total: int | None, chunk_size: int) -> frozenset[int]:
+def ramp_cuts(options: LipSyncOptions, origin: int, total: int | None, chunk_size: int,
+              generator: Generator | None = None) -> frozenset[int]:
     """Where a job's first and last chunk are cut to one network batch (indices for ``chunked``'s
     ``cuts``): the network starts after one batch is decoded and detected instead of a whole
     chunk, and the composite and encoding left after its last batch is one batch long, so the
     cores idle less at both ends. Absolute positions (``origin`` + one batch; ``total`` − one
     batch), so a range of the job forms the same batches as the whole run. None in the
-    reference paste, which keeps the original's batching."""
+    reference paste, which keeps the original's batching, nor while ``generator`` is not
+    ``ready`` (an int8 network calibrates on its first chunk: a whole one)."""
     step = options.run.batch_size
-    if options.composite.mode == "reference" or chunk_size <= step:
+    if options.composite.mode == "reference" or chunk_size <= step or not getattr(generator, "ready", True):
         return frozenset()
     cuts = {origin + step}
     if total is not None and total - step > origin + step:

@@ -64,3 +64,13 @@ def test_a_job_starts_and_ends_with_one_batch(tmp_path: Path) -> None:
                            LipSyncOptions.of(lossless=True, batch_size=4, chunk_batches=4))
     assert result.frames == 125 == sum(gen.chunks)
     assert gen.chunks == [4, 12, 16, 16, 16, 16, 16, 16, 9, 4]
+
+
+def test_no_ramp_while_the_network_calibrates_on_its_first_chunk() -> None:
+    class Calibrating:
+        ready = False
+
+    opts = LipSyncOptions.of(batch_size=8, chunk_batches=4)
+    assert ramp_cuts(opts, 0, 250, 32, Calibrating()) == frozenset()
+    Calibrating.ready = True
+    assert ramp_cuts(opts, 0, 250, 32, Calibrating()) == {8, 242}

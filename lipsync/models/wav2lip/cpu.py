@@ -34,9 +34,11 @@ Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -72,6 +74,9 @@ __all__ = [
     "user_cache_dir",
     "weights_sha256",
 ]
+
+log = logging.getLogger(__name__)
+"""Says when a network is converted or calibrated (the slow first use); the CLI shows its INFO lines."""
 
 F32 = npt.NDArray[np.float32]
 Batches = Sequence[tuple[F32, F32]]
@@ -400,8 +405,9 @@ class OpenVinoNetwork:
         import torch  # converting traces the torch module: only when nothing is cached
 
         module = self._module if _is_torch_module(self._module) else self._module()  # type: ignore[operator]
+        log.info("converting the network for OpenVINO (once; it is cached for later jobs)")
         example = (torch.zeros(1, 1, NUM_MELS, MEL_STEP), torch.zeros(1, 6, IMG_SIZE, IMG_SIZE))
-        with warnings.catch_warnings():  # the converter traces with torch.jit, which warns it is deprecated
+        with warnings.catch_warnings(), _quiet_torch_import():  # the converter traces with torch.jit, which warns it is deprecated
             warnings.simplefilter("ignore", FutureWarning)
             model = self._ov.convert_model(
                 module, example_input=example,
@@ -430,10 +436,11 @@ class OpenVinoNetwork:
         with self._lock:
             if self._queue is not None:
                 return
-            try:
-                import nncf
-            except ImportError as exc:
-                raise DependencyError("Precision fastest needs NNCF: pip install nncf.") from exc
+            with _quiet_torch_import():
+                try:
+                    import nncf
+                except ImportError as exc:
+                    raise DependencyError("Precision fastest needs NNCF: pip install nncf.") from exc
             data, count = [], 0
             for mel, faces in batches:
                 if count >= CALIBRATION_FACES:
@@ -443,11 +450,13 @@ class OpenVinoNetwork:
             if not data:
                 raise ValueError("calibrating int8 needs at least one batch of faces")
             float_model = self._float_model()
-            nncf.set_log_level(logging.WARNING)  # its per-layer notes and progress bars are not for users
-            quantized = nncf.quantize(
-                float_model, nncf.Dataset(data), subset_size=len(data),
-                ignored_scope=nncf.IgnoredScope(patterns=list(INT8_KEEP)),
-            )
+            log.info("calibrating the int8 network on the first %d faces (once; it is cached for later jobs)", count)
+            nncf.set_log_level(logging.WARNING)  # its per-layer notes are not for users
+            with contextlib.redirect_stdout(io.StringIO()):  # nor its progress bars, which go to stdout
+                quantized = nncf.quantize(
+                    float_model, nncf.Dataset(data), subset_size=len(data),
+                    ignored_scope=nncf.IgnoredScope(patterns=list(INT8_KEEP)),
+                )
             cache = self._cache.get("int8")
             if cache is not None:
                 cache.store(quantized, "int8")
@@ -472,6 +481,24 @@ class OpenVinoNetwork:
 
     def __call__(self, mel: F32, faces: F32) -> F32:
         return self.run_batches([(mel, faces)])[0]
+
+
+class _NoCudaNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_torch_import():  # noqa: ANN202 - a context manager
+    """Importing NNCF imports torch, whose C++-extension module tells a CPU-only machine that it
+    has no CUDA: not news to someone who asked for a CPU precision."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    notice = _NoCudaNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _inputs(mel: F32, faces: F32) -> tuple[F32, F32]:
