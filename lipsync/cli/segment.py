@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..engine.segment import DEFAULT_CROSSFADE_MS, DEFAULT_RAMP_FRAMES
 from ._model import load_model
+from ._progress import Progress
 from .options import COMMAND_GROUPS, option_parents, options_from_args
 
 __all__ = ["main", "parser"]
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
                    help="audio crossfade at each join in milliseconds (default: %(default)g)")
     p.add_argument("--ramp-frames", type=int, default=DEFAULT_RAMP_FRAMES,
                    help="frames over which the new mouth fades in and out at the joins (default: %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no closing line")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print one line saying what was seen in the inputs (size, pixel shape, colour, HDR, "
                    "where the sound starts, the chosen speaker)")
@@ -49,14 +51,19 @@ def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
     opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
     generator = load_model(opts.model, "torch" if opts.reference else "openvino")
-    result = revoice_segment(
-        args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
-        crossfade_ms=args.crossfade_ms, ramp_frames=args.ramp_frames,
-    )
+    bar = Progress(sys.stderr, not args.quiet)
+    try:
+        result = revoice_segment(
+            args.video, args.audio, args.output, generator, opts, start=args.start, end=args.end,
+            crossfade_ms=args.crossfade_ms, ramp_frames=args.ramp_frames, progress=bar,
+        )
+    finally:
+        bar.close()
     if args.verbose:
         print(f"seen: {result.summary}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {result.output}: frames {result.first_frame}–{result.end_frame - 1} of {result.frames} re-synced "
-          f"in {result.seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {result.output}: frames {result.first_frame}–{result.end_frame - 1} of {result.frames} re-synced "
+              f"in {result.seconds:.1f} s", file=sys.stderr)
     return 0

@@ -163,3 +163,11 @@ def test_cli_segment(source, tmp_path: Path, checkpoint, capsys) -> None:
     assert code == 0 and "frames 10–19 of 50 re-synced" in capsys.readouterr().err
     written = list(iter_frames(out))
     assert np.array_equal(written[9], frames[9]) and np.array_equal(written[20], frames[20])
+
+
+def test_cli_segment_quiet(source, tmp_path: Path, checkpoint, capsys) -> None:
+    path, _, _ = source
+    out = tmp_path / "quiet.mkv"
+    code = main(["segment", str(path), str(path), "--start", "0.4", "--end", "0.8", "-o", str(out), "--lossless",
+                 "--checkpoint", str(checkpoint), "--box", "10", "80", "20", "84", "--device", "cpu", "-q"])
+    assert code == 0 and out.is_file() and "wrote" not in capsys.readouterr().err
