@@ -21,7 +21,7 @@ from ..engine.batch.items import (
 )
 from ._model import load_model
 from ._progress import Progress
-from .options import COMMAND_GROUPS, group_from_args, option_parents, options_from_args
+from .options import COMMAND_GROUPS, group_from_args, option_parents, resolved_options
 
 __all__ = ["main", "parser"]
 
@@ -87,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
     if cluster.segments:
         p.error("--segments splits one long video; a batch runs whole items on the workers: leave it out")
     items = _items(args, p, ".mkv" if args.lossless else ".mp4")
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
+    opts = resolved_options(args, COMMAND_GROUPS[COMMAND], argv)
 
     def say(index: int, count: int, item: BatchItem) -> None:
         if not args.quiet:

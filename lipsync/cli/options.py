@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, Field, fields, replace
@@ -39,6 +40,7 @@ __all__ = [
     "group_parser",
     "option_parents",
     "options_from_args",
+    "resolved_options",
 ]
 
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
@@ -187,6 +189,24 @@ def options_from_args(args: argparse.Namespace, groups: Iterable[str],
         if implied:
             parts["faces"] = replace(faces, face_choice=implied)
     return LipSyncOptions(**parts, reference=bool(getattr(args, "reference", False)))
+
+
+def resolved_options(args: argparse.Namespace, groups: Iterable[str], argv: Sequence[str]) -> LipSyncOptions:
+    """``options_from_args(...).resolved()``, saying on stderr which flags of the command line
+    ``--reference`` overrides (it runs the original's settings: ``LipSyncOptions.resolved``)."""
+    options = options_from_args(args, groups, argv)
+    resolved = options.resolved()
+    given = {a.split("=", 1)[0] for a in argv}
+    ignored = []
+    for name in GROUPS:
+        before, after = getattr(options, name), getattr(resolved, name)
+        for f in fields(before):
+            value = getattr(before, f.name)
+            if value != getattr(after, f.name) and flag_of(f) in given:
+                ignored.append(f"{flag_of(f)} {value}")
+    if ignored:
+        print(f"note: --reference runs the original's settings; ignored: {', '.join(ignored)}", file=sys.stderr)
+    return resolved
 
 
 def group_from_args(args: argparse.Namespace, name: str) -> Any:

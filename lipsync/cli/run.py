@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import LipSyncError
 from ._model import load_model
 from ._progress import Progress
-from .options import COMMAND_GROUPS, group_from_args, option_parents, options_from_args
+from .options import COMMAND_GROUPS, group_from_args, option_parents, resolved_options
 
 if TYPE_CHECKING:
     from ..engine.lipsync import LipSyncResult
@@ -58,7 +58,7 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     output = Path(args.output)
     _check_output(output, args.lossless)
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
+    opts = resolved_options(args, COMMAND_GROUPS[COMMAND], argv)
     cluster = group_from_args(args, "cluster")
     cluster.check()
     if cluster.segments and not cluster.cluster:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..engine.segment import DEFAULT_CROSSFADE_MS, DEFAULT_RAMP_FRAMES
 from ._model import load_model
 from ._progress import Progress
-from .options import COMMAND_GROUPS, option_parents, options_from_args
+from .options import COMMAND_GROUPS, option_parents, resolved_options
 
 __all__ = ["main", "parser"]
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str]) -> int:
     from ..engine.segment import revoice_segment
 
     args = parser().parse_args(argv)
-    opts = options_from_args(args, COMMAND_GROUPS[COMMAND], argv).resolved()
+    opts = resolved_options(args, COMMAND_GROUPS[COMMAND], argv)
     generator = load_model(opts.model, "torch" if opts.reference else "openvino")
     bar = Progress(sys.stderr, not args.quiet)
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lipsync.cli import COMMANDS
-from lipsync.cli.options import COMMAND_GROUPS, REFERENCE_COMMANDS, flag_of, options_from_args
+from lipsync.cli.options import COMMAND_GROUPS, REFERENCE_COMMANDS, flag_of, options_from_args, resolved_options
 from lipsync.options import GROUPS, SETTING_GROUPS, ClusterOptions, LipSyncOptions
 from lipsync.types import Box
 
@@ -158,3 +158,15 @@ def test_the_main_job_does_not_load_the_other_commands() -> None:
     loaded = json.loads(out)
     assert "lipsync.cli.run" in loaded
     assert not [m for m in loaded if m.rsplit(".", 1)[-1] in ("batch", "segment", "convert", "download")], loaded
+
+
+@pytest.mark.parametrize("command", sorted(REFERENCE_COMMANDS))
+def test_reference_says_which_given_flags_it_overrides(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*REQUIRED[command], "--reference", "--precision", "fastest", "--mode", "reference"]
+    opts = resolved_options(parser(command).parse_args(argv), COMMAND_GROUPS[command], argv)
+    assert opts.model.precision == "exact" and opts.composite.mode == "reference"
+    err = capsys.readouterr().err
+    assert err == "note: --reference runs the original's settings; ignored: --precision fastest\n"
+    argv = [*REQUIRED[command], "--reference"]  # nothing given that it overrides: nothing said
+    resolved_options(parser(command).parse_args(argv), COMMAND_GROUPS[command], argv)
+    assert capsys.readouterr().err == ""
