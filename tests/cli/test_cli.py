@@ -79,8 +79,10 @@ def test_lossless_needs_mkv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert ".mkv" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics")
-def test_ctrl_c_leaves_no_partial_file(tmp_path: Path) -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT/SIGTERM semantics")
+@pytest.mark.parametrize("sent, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_leaves_no_partial_file(tmp_path: Path, sent: int, code: int, said: str) -> None:
     out = tmp_path / "interrupted.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "lipsync", str(need(MEDIA / "astronaut_closeup_5s_silent.mp4")), str(need(MEDIA / "speech_piper_16k_5s.wav")), "-o", str(out), "--checkpoint", str(need(CHECKPOINT)), "-q"]
@@ -89,11 +91,11 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path) -> None:
     while time.monotonic() < deadline and not any("lipsync-tmp" in p.name for p in tmp_path.iterdir()):
         time.sleep(0.05)
     assert any("lipsync-tmp" in p.name for p in tmp_path.iterdir()), "the job never started writing"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "no output was written" in err
-    assert list(tmp_path.iterdir()) == []
+    assert proc.returncode == code, err
+    assert f"{said}: no output was written" in err
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a hidden temporary file
 
 
 @pytest.mark.parametrize("command", [["run", "video.mp4", "voice.wav", "-o", "out.mp4"],
