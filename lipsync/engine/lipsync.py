@@ -85,6 +85,9 @@ class LipSyncResult:
     """What was seen in the inputs, one line (``lipsync.engine.summary.describe_inputs``)."""
     speaker: str = ""
     """Who was followed (``SpeakerReport.describe()``), "fixed box" or "faces given"."""
+    face_index_unmet: bool = False
+    """Nobody was followed: the chosen face index needs more faces than any frame had
+    (``SpeakerReport.index_unmet``; ``speaker`` says how many were seen)."""
 
 
 @dataclass(frozen=True)
@@ -244,12 +247,13 @@ def lipsync_video(
             raise FaceNotFoundError(f"{Path(video_path).name}: {exc}") from exc
         if done == 0:
             raise InputError(f"{Path(video_path).name} gave no frames to process.")
+    index_unmet = opts.faces.box is None and faces is None and tracker.speaker_report.index_unmet
     if opts.faces.box is not None:
         speaker = "fixed box"
     else:
         speaker = "faces given" if faces is not None else tracker.speaker_report.describe()
     warnings = picture_changes(info, lossless=opts.encode.lossless)
-    if work.with_face == 0 and speaker.startswith("nobody: face index"):
+    if work.with_face == 0 and index_unmet:
         warnings.append(f"no face of {Path(video_path).name} was re-synced: {speaker}; lower the face index, or "
                         "choose the face by a point or the largest")
     elif work.with_face == 0:
@@ -269,4 +273,5 @@ def lipsync_video(
         warnings=warnings,
         summary=describe_inputs(info, prepared.notes, speaker),
         speaker=speaker,
+        face_index_unmet=index_unmet,
     )

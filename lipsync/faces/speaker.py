@@ -117,11 +117,17 @@ class SpeakerReport:
     """The most faces in one frame looked at before the choice (why an index found nobody)."""
     face_index: int = 0
 
+    @property
+    def index_unmet(self) -> bool:
+        """Whether nobody was followed because the chosen face index needs more faces than any
+        frame had (``describe`` says how many were seen)."""
+        return self.frame is None and self.choice == "index" and self.most_faces > 0
+
     def describe(self) -> str:
         """One line, e.g. "the largest face at the start (frame 0: 2nd from the left of 2), kept;
         2 faces seen, taken back 1 time after being lost"."""
         if self.frame is None:
-            if self.choice == "index" and self.most_faces:
+            if self.index_unmet:
                 return (f"nobody: face index {self.face_index} needs {self.face_index + 1} faces in a frame, "
                         f"at most {self.most_faces} were seen (0 is the leftmost)")
             return "no face seen"

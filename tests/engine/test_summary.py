@@ -116,6 +116,22 @@ def test_a_face_index_beyond_the_faces_says_so_and_the_flag_alone_implies_the_ch
     assert "lower the face index" in res.stderr and "no face was found" not in res.stderr
 
 
+def test_a_batch_item_whose_face_index_is_beyond_the_faces_fails_and_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "two.mp4").write_bytes(need(CASES / "two_faces_similar_size" / "two_faces.mp4").read_bytes())
+    (folder / "v.wav").write_bytes(need(CASES / "two_faces_similar_size" / "speech_2s.wav").read_bytes())
+    out = tmp_path / "out"
+    res = _run("batch", "--audio", str(folder / "v.wav"), "--videos", str(folder / "two.mp4"), "--root", str(tmp_path),
+               "-o", str(out), "--checkpoint", str(need(CHECKPOINT)), "--no-zip", "-q", "--face-index", "5",
+               "--frame-load-cap", "4", "--length-policy", "trim")
+    item = json.loads((out / "report.json").read_text())["items"][0]
+    assert item["status"] == "failed", res.stderr
+    assert "face index 5 needs 6 faces in a frame, at most 2 were seen" in item["error"]
+    assert "lower the face index" in item["error"]
+    assert not [p for p in out.iterdir() if p.suffix == ".mp4"]
+
+
 def test_the_face_point_flag_alone_picks_by_point() -> None:
     from lipsync.cli.options import COMMAND_GROUPS, options_from_args
     from lipsync.cli.run import parser

@@ -262,7 +262,7 @@ def render_item(
         item.video, audio, staged, generator, options, detector=detector,
         progress=progress, should_stop=should_stop, metadata=metadata,
     )
-    if done.frames_with_face == 0 and done.speaker.startswith("nobody: face index"):
+    if done.frames_with_face == 0 and done.face_index_unmet:
         staged.unlink(missing_ok=True)
         raise FaceNotFoundError(f"{item.video_name}: {done.speaker}; lower the face index.")
     if done.frames_with_face == 0 and options.faces.box is None:
