@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..engine.lipsync import LipSyncResult, PreparedAudio, plan_job, prepare_audio
+from ..engine.lipsync import LipSyncResult, PreparedAudio, no_face_warning, plan_job, prepare_audio
 from ..engine.stages import buffer_sizes, face_tracker, track_detections
 from ..engine.summary import describe_inputs
 from ..errors import LipSyncError
@@ -115,7 +115,7 @@ def lipsync_video_on_cluster(
                         running = sum(d for key, (d, _) in board.items() if key.startswith("r") and int(key[1:]) not in parts)
                         progress(min(total, done_frames + running), total)
 
-                faces, speaker = _faces(pool, plan, opts, ranges, moved, should_stop)
+                faces, speaker, index_unmet = _faces(pool, plan, opts, ranges, moved, should_stop)
                 if detecting:
                     done_frames = plan.frames
                 with_face = 0
@@ -146,21 +146,22 @@ def lipsync_video_on_cluster(
         progress(total, total)
     warnings = picture_changes(plan.info, lossless=opts.encode.lossless)
     if with_face == 0:
-        warnings.append(f"no face was found in any frame of {Path(plan.video).name}, so the output is the video "
-                        "unchanged with the new audio; check that the face is visible and upright, or give a fixed face box.")
+        warnings.append(no_face_warning(Path(plan.video).name, speaker, index_unmet))
     return LipSyncResult(output=final, frames=frames, fps=plan.fps, duration=float(frames / plan.fps),
                          frames_with_face=with_face, detector="fixed box" if not detecting else opts.faces.detector,
                          seconds=time.perf_counter() - t0, warnings=warnings,
-                         summary=describe_inputs(plan.info, prepared.notes, speaker))
+                         summary=describe_inputs(plan.info, prepared.notes, speaker), speaker=speaker,
+                         face_index_unmet=index_unmet)
 
 
 def _faces(pool: Pool, plan: Any, opts: LipSyncOptions, ranges: list[tuple[int, int]],
            moved: Callable[[dict[str, tuple[int, int]]], None],
-           should_stop: Callable[[], bool] | None) -> tuple[list[Any], str]:
+           should_stop: Callable[[], bool] | None) -> tuple[list[Any], str, bool]:
     """The tracked face of every frame: a fixed box, or detection on the workers per range and
-    the engine's tracker over all of it here; and who was followed (for the summary)."""
+    the engine's tracker over all of it here; who was followed (``LipSyncResult.speaker``) and
+    whether the face index was beyond the faces (``face_index_unmet``)."""
     if opts.faces.box is not None:
-        return [fixed_box_track(opts.faces.box, plan.size)] * plan.frames, "fixed box"
+        return [fixed_box_track(opts.faces.box, plan.size)] * plan.frames, "fixed box", False
     found: dict[int, list[Any]] = {}
 
     def detected(t: Task, outcome: Outcome) -> None:
@@ -174,4 +175,5 @@ def _faces(pool: Pool, plan: Any, opts: LipSyncOptions, ranges: list[tuple[int, 
     detections = chain.from_iterable(found[k] for k in range(len(ranges)))
     tracker = face_tracker(plan.size, opts.faces)
     tracked = list(track_detections(detections, plan.size, opts.faces, tracker))
-    return tracked, tracker.speaker_report.describe()
+    report = tracker.speaker_report
+    return tracked, report.describe(), report.index_unmet

@@ -58,6 +58,7 @@ __all__ = [
     "PreparedAudio",
     "detect_range",
     "lipsync_video",
+    "no_face_warning",
     "plan_job",
     "prepare_audio",
 ]
@@ -161,6 +162,16 @@ def detect_range(plan: JobPlan, options: LipSyncOptions, detector: FaceDetector,
     return found[start - warm:]
 
 
+def no_face_warning(video_name: str, speaker: str, index_unmet: bool) -> str:
+    """What to tell the user when no frame of ``video_name`` had a face to re-sync (the output is
+    the video unchanged with the new audio): the face index was beyond the faces (``speaker``
+    says how many were seen), or no face was found at all."""
+    if index_unmet:
+        return f"no face of {video_name} was re-synced: {speaker}; lower the face index, or choose the face by a point or the largest"
+    return (f"no face was found in any frame of {video_name}, so the output is the video unchanged with the new "
+            "audio; check that the face is visible and upright, or give a fixed face box.")
+
+
 def _frame_range(frames: tuple[int, int] | None, n_out: int) -> tuple[int, int]:
     if frames is None:
         return 0, n_out
@@ -253,14 +264,8 @@ def lipsync_video(
     else:
         speaker = "faces given" if faces is not None else tracker.speaker_report.describe()
     warnings = picture_changes(info, lossless=opts.encode.lossless)
-    if work.with_face == 0 and index_unmet:
-        warnings.append(f"no face of {Path(video_path).name} was re-synced: {speaker}; lower the face index, or "
-                        "choose the face by a point or the largest")
-    elif work.with_face == 0:
-        warnings.append(
-            f"no face was found in any frame of {Path(video_path).name}, so the output is the video unchanged "
-            "with the new audio; check that the face is visible and upright, or give a fixed face box."
-        )
+    if work.with_face == 0:
+        warnings.append(no_face_warning(Path(video_path).name, speaker, index_unmet))
     return LipSyncResult(
         output=Path(output),
         frames=done,

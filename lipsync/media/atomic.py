@@ -117,7 +117,10 @@ def write_error(path: Path, action: str, exc: BaseException) -> OutputError:
         return OutputError(f"The disk is full while {action} {path}; free some space or write to another folder.")
     if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"Permission denied while {action} {path}; choose a folder you can write to.")
-    return OutputError(f"Failed while {action} {path} ({exc}); check the output folder and free disk space.")
+    if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+        return OutputError(f"Cannot write {path}: its folder does not exist or cannot hold files ({exc}); "
+                           "choose an ordinary folder for the output.")
+    return OutputError(f"Failed while {action} {path} ({exc}); check the output folder.")
 
 
 def temp_name(final: Path) -> str:

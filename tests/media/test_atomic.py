@@ -44,3 +44,18 @@ def test_a_crash_leftover_is_cleaned_by_the_next_write(tmp_path: Path) -> None:
     os.utime(leftover, (then, then))
     atomic_write_bytes(tmp_path / "report.json", b"{}")
     assert not leftover.exists() and cleanup_stale_temp_files(tmp_path) == 0
+
+
+def test_write_errors_name_the_cause() -> None:
+    import errno
+
+    from lipsync.media.atomic import write_error
+
+    def said(code: int) -> str:
+        return str(write_error(Path("/x/out.mp4"), "writing", OSError(code, os.strerror(code))))
+
+    assert said(errno.ENOSPC).startswith("The disk is full")
+    assert said(errno.EROFS).startswith("Permission denied")
+    assert "folder does not exist or cannot hold files" in said(errno.ENOENT)
+    assert "folder does not exist or cannot hold files" in said(errno.ENOTDIR)
+    assert said(errno.EIO).endswith("check the output folder.") and "disk space" not in said(errno.EIO)
