@@ -12,10 +12,8 @@ from ..models._download import download, ensure_file
 from ..models.registry import REGISTRY, RemoteFile
 from .detectors import (
     DETECT_MAX_SIDE,
-    FULL_FRAME_EVERY,
     FaceDetector,
     InsightFaceDetector,
-    RegionDetector,
     YuFaceDetector,
     YuNetDetector,
     available_detectors,
@@ -23,6 +21,7 @@ from .detectors import (
     default_models_dir,
     openmp_threads,
 )
+from .region import RegionDetector
 from .run import detect_frames, fixed_box_track, run_detection
 from .smooth import smooth_boxes_reference
 from .track import FaceTracker

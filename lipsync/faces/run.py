@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import InputError
 from ..media.aspect import to_square_pixels
 from ..types import Box, Detection, FaceFrame, Frame
-from .detectors import FULL_FRAME_EVERY, FaceDetector, RegionDetector
+from .detectors import FaceDetector
+from .region import FULL_FRAME_EVERY, RegionDetector
 from .track import FaceTracker
 
 __all__ = ["SquarePixelDetector", "detect_frames", "fixed_box_track", "range_warmup", "run_detection"]

@@ -1,4 +1,4 @@
-"""RegionDetector (lipsync.faces.detectors): whole-frame searches only every n-th frame, the
+"""RegionDetector (lipsync.faces.region): whole-frame searches only every n-th frame, the
 regions around the last faces in between, with the same boxes a whole-frame search gives."""
 
 from __future__ import annotations
