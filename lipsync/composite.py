@@ -52,6 +52,7 @@ __all__ = [
     "CORE_COLUMNS",
     "CORE_ROWS",
     "Blend",
+    "first_face_row",
     "ColorMatch",
     "Resampler",
     "match_color",
@@ -135,6 +136,23 @@ def _core(height: int, width: int, landmarks: npt.NDArray[np.float32] | None) ->
     core_bottom = min(core_bottom, height - 1)
     left, right = max(left, 1), min(right, width - 1)
     return top, float(core_top), float(core_bottom), float(left), float(right)
+
+
+def first_face_row(box: Box, landmarks: npt.NDArray[np.float32] | None, size: int) -> int:
+    """The first row of a generated face (``size`` rows) that ``paste_mouth`` can read for a face
+    in ``box`` with ``landmarks`` (5, 2) in frame pixels (None: a plain box), whatever its options.
+
+    The mask is 0 on box rows whose centre lies above ``_core``'s ``top`` (the nose tip or the
+    box middle); one box row more for the Poisson blend's gradients; the resize to the box reads
+    up to four face rows above a box row's centre (Lanczos: 3, bicubic: 1, area: 0). A
+    generator may leave out the face rows above (``Wav2LipGenerator.generate``'s ``rows_from``).
+    """
+    height, width = box.height, box.width
+    local = None if landmarks is None else landmarks - np.array([box.left, box.top], dtype=np.float32)
+    top = _core(height, width, local)[0]
+    first_box_row = max(0, math.ceil(top - 0.5) - 1)
+    centre = (first_box_row + 0.5) * size / float(height) - 0.5
+    return min(max(0, math.floor(centre) - 4), size - 1)
 
 
 def mouth_mask(height: int, width: int, landmarks: npt.NDArray[np.float32] | None = None, feather: float = 0.15) -> F32:

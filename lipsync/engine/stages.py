@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..composite import paste
+from ..composite import first_face_row, paste
 from ..errors import Cancelled
 from ..faces import FaceDetector, FaceTracker, fixed_box_track, openmp_threads, run_detection
 from ..faces.run import SquarePixelDetector
@@ -233,9 +233,13 @@ def generate(
                                reference=options.reference)
     crops = crop_faces([chunk[k].frame for k in with_face], [chunk[k].region for k in with_face],  # type: ignore[misc]
                        generator.crop)
-    # Asked only when it matters, so a generator written before the keyword keeps working.
-    exact = {"reference": True} if options.composite.mode == "reference" else {}
-    faces = generator.generate(crops, windows[with_face], options.run.batch_size, **exact)
+    # Asked only when it matters, so a generator written before the keywords keeps working.
+    asked: dict[str, Any] = {"reference": True} if options.composite.mode == "reference" else {}
+    if options.composite.mode == "mouth" and restorer is None and getattr(generator, "partial_rows", False):
+        # The mouth paste reads only the lower face: the network need not make the rest.
+        asked["rows_from"] = min(first_face_row(chunk[k].region, chunk[k].face.landmarks, generator.crop.size)  # type: ignore[arg-type]
+                                 for k in with_face)
+    faces = generator.generate(crops, windows[with_face], options.run.batch_size, **asked)
     if restorer is not None:
         faces = restore_predictions(restorer, faces, options.restore.restore_strength, options.restore.restore_fidelity)
     if options.composite.mode == "reference":

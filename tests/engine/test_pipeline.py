@@ -144,3 +144,33 @@ def test_audio_offset_shifts_the_windows(fixture_video: Path, tmp_path: Path) ->
     # +40 ms at 25 fps = one frame later: frame i gets what frame i-1 got.
     assert np.array_equal(b[1:], a[:-1])
     assert np.all(b[0][:, :3] == -4.0)  # before the audio starts: silence
+
+
+def test_the_mouth_paste_asks_only_for_the_lower_face_and_gets_the_same_frames(
+    fixture_video: Path, generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lipsync.engine import stages
+
+    asked: list[int] = []
+    generate = generator.generate
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        asked.append(kwargs.get("rows_from", 0))
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(generator, "generate", spy)
+    audio = need(FIXTURE / "speech_3s.wav")
+    opts = LipSyncOptions.of(box=BOX, lossless=True, batch_size=8)
+    lipsync_video(fixture_video, audio, tmp_path / "cut.mkv", generator, opts)
+    assert asked and all(rows > 40 for rows in asked), asked  # a plain box: from the middle (less the resize's reach)
+    monkeypatch.setattr(stages, "first_face_row", lambda *args: 0)
+    lipsync_video(fixture_video, audio, tmp_path / "whole.mkv", generator, opts)
+    assert asked[-1] == 0
+    cut, whole = read(tmp_path / "cut.mkv"), read(tmp_path / "whole.mkv")
+    assert len(cut) == len(whole) == 75
+    for a, b in zip(cut, whole):
+        np.testing.assert_array_equal(a, b)
+    # The reference paste shows the whole face: nothing is left out there.
+    asked.clear()
+    lipsync_video(fixture_video, audio, tmp_path / "ref.mkv", generator, LipSyncOptions.of(box=BOX, reference=True))
+    assert set(asked) == {0}

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from ...errors import DependencyError, ModelError
 from ...media.atomic import atomic_path
 from ...types import Precision
+from .rows import cut_openvino_model, row_cut
 from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
 
 if TYPE_CHECKING:
@@ -382,6 +383,8 @@ class OpenVinoNetwork:
             if precision == "fastest":
                 self._cache["int8"] = _Cache(Path(weights), sha, _versions(ov, True))
         self._queue: Any = None
+        self.partial_rows = False
+        """Whether ``run_batches`` can leave out the rows above ``rows_from`` (``rows.cut_openvino_model``)."""
         if precision != "fastest":
             self._compile(self._float_model())
         else:
@@ -425,6 +428,7 @@ class OpenVinoNetwork:
         }
         if self._threads is not None:
             config["INFERENCE_NUM_THREADS"] = self._threads
+        self.partial_rows = cut_openvino_model(model)
         compiled = self._core.compile_model(model, "CPU", config)
         self._queue = self._ov.AsyncInferQueue(compiled, max(2, self.streams))  # a batch always waits its turn
         self._module = None  # the torch weights are not needed any more
@@ -462,11 +466,15 @@ class OpenVinoNetwork:
                 cache.store(quantized, "int8")
             self._compile(quantized)
 
-    def run_batches(self, batches: Batches) -> list[F32]:
+    def run_batches(self, batches: Batches, rows_from: int = 0) -> list[F32]:
         """The network on each (mel, faces) batch, ``streams`` at a time (``fastest``: calibrated
-        on these batches first when it is not ready)."""
+        on these batches first when it is not ready). ``rows_from`` > 0 (with ``partial_rows``):
+        only what output rows ``rows_from`` on need is computed; each result is then rows
+        ``first_row`` .. 95 of the faces (``rows.RowCut``), those from ``rows_from`` the whole
+        network's bit for bit."""
         if self._queue is None:
             self.calibrate(batches)
+        cut = [np.array(row_cut(rows_from).offsets, dtype=np.int64)] if self.partial_rows else []
         results: list[F32 | None] = [None] * len(batches)
 
         def done(request: Any, index: int) -> None:
@@ -475,12 +483,12 @@ class OpenVinoNetwork:
         with self._lock:
             self._queue.set_callback(done)
             for index, (mel, faces) in enumerate(batches):
-                self._queue.start_async(list(_inputs(mel, faces)), userdata=index)
+                self._queue.start_async([*_inputs(mel, faces), *cut], userdata=index)
             self._queue.wait_all()
         return [r for r in results if r is not None]
 
-    def __call__(self, mel: F32, faces: F32) -> F32:
-        return self.run_batches([(mel, faces)])[0]
+    def __call__(self, mel: F32, faces: F32, rows_from: int = 0) -> F32:
+        return self.run_batches([(mel, faces)], rows_from)[0]
 
 
 class _NoCudaNotice(logging.Filter):

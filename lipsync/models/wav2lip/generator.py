@@ -91,17 +91,26 @@ class Wav2LipGenerator:
         elif network is not None:
             self.name = getattr(network, "name", getattr(network, "__name__", self.name))
 
-    def __call__(self, mel: F32, faces: F32) -> F32:
+    def __call__(self, mel: F32, faces: F32, rows_from: int = 0) -> F32:
         if self._network is None:
             raise NotImplementedError("a Wav2LipGenerator needs a network, or a subclass that implements __call__")
-        return self._network(mel, faces)
+        return self._network(mel, faces, rows_from) if rows_from > 0 and self.partial_rows else self._network(mel, faces)
 
-    def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
-        """``[self(mel, faces) for mel, faces in batches]`` (the torch backend runs CPU batches at once)."""
+    def run_batches(self, batches: Sequence[tuple[F32, F32]], rows_from: int = 0) -> list[F32]:
+        """``[self(mel, faces) for mel, faces in batches]`` (the torch backend runs CPU batches at
+        once); ``rows_from`` > 0 is passed on where the network can leave out rows
+        (``partial_rows``; see ``generate``)."""
         run = getattr(self._network, "run_batches", None)
+        cut = (rows_from,) if rows_from > 0 and self.partial_rows else ()
         if run is not None:
-            return list(run(batches))
-        return [self(mel, faces) for mel, faces in batches]
+            return list(run(batches, *cut))
+        return [self(mel, faces, *cut) for mel, faces in batches]
+
+    @property
+    def partial_rows(self) -> bool:
+        """Whether ``generate`` computes only what rows ``rows_from`` on need (``rows.RowCut``);
+        else it computes whole faces and still returns rows above ``rows_from`` as the crop's."""
+        return bool(getattr(self._network, "partial_rows", False))
 
     @property
     def device(self) -> Device:
@@ -112,10 +121,16 @@ class Wav2LipGenerator:
         return MelFeatures.from_wav16k(wav16k)
 
     def generate(self, crops_bgr: npt.NDArray[np.uint8], features: np.ndarray, batch_size: int, *,
-                 reference: bool = False) -> F32:
+                 reference: bool = False, rows_from: int = 0) -> F32:
         """(B, 3, 96, 96) float32 BGR faces for 96² BGR crops and (B, 80, 16) mel windows
-        (``reference`` changes nothing here: the batches already run as the original's)."""
-        return predict(self, np.asarray(features, dtype=np.float32), crops_bgr, batch_size)
+        (``reference`` changes nothing here: the batches already run as the original's).
+
+        ``rows_from``: the first row of the faces the caller reads (0: all). Rows from it on are
+        the network's, bit for bit as in whole faces; the rows above are the crops' own pixels
+        (BGR in [0, 1]), and a network that can (``partial_rows``) leaves out what only they need:
+        the mouth paste reads from about row 44 (``lipsync.composite.first_face_row``), which
+        saves about a fifth of the network's work (``rows.RowCut``)."""
+        return predict(self, np.asarray(features, dtype=np.float32), crops_bgr, batch_size, rows_from)
 
     def to_uint8_reference(self, faces: F32) -> npt.NDArray[np.uint8]:
         return to_uint8_reference(faces)
@@ -203,8 +218,8 @@ class TorchGenerator(Wav2LipGenerator):
         param = next(self.module.parameters())
         return (_PARAMS + max(1, batch_size) * _ACTIVATION_BYTES_PER_FACE // 4) * param.element_size()
 
-    def run_batches(self, batches: Sequence[tuple[F32, F32]]) -> list[F32]:
-        """``[self(mel, faces) for mel, faces in batches]``, several at once on a CPU.
+    def run_batches(self, batches: Sequence[tuple[F32, F32]], rows_from: int = 0) -> list[F32]:
+        """``[self(mel, faces, rows_from) for mel, faces in batches]``, several at once on a CPU.
 
         Why: torch splits every layer of one batch over all cores, and on a CPU the other stages
         of the pipeline (decoding, detection, encoding) run on those same cores. Each time one of
@@ -218,18 +233,27 @@ class TorchGenerator(Wav2LipGenerator):
         param = next(self.module.parameters())
         pool = self._cpu_pool() if param.device.type == "cpu" else None
         if pool is None:
-            return [self(mel, faces) for mel, faces in batches]
-        return list(pool.map(lambda batch: self(*batch), batches))
+            return [self(mel, faces, rows_from) for mel, faces in batches]
+        return list(pool.map(lambda batch: self(*batch, rows_from), batches))
 
-    def __call__(self, mel: F32, faces: F32) -> F32:
+    @property
+    def partial_rows(self) -> bool:
+        from .network import Wav2Lip  # torch is loaded already: the module is a torch module
+
+        return isinstance(self.module, Wav2Lip)
+
+    def __call__(self, mel: F32, faces: F32, rows_from: int = 0) -> F32:
+        """The module on one batch; ``rows_from`` > 0: rows ``first_row`` .. 95 only
+        (``Wav2Lip.forward``)."""
         import torch
 
         param = next(self.module.parameters())
         device, dtype = param.device, param.dtype
         mel_t = torch.from_numpy(np.ascontiguousarray(mel)).reshape(-1, 1, NUM_MELS, MEL_STEP)
         faces_t = torch.from_numpy(np.ascontiguousarray(faces))
+        cut = (rows_from,) if rows_from > 0 and self.partial_rows else ()
         with torch.inference_mode():
-            out = self.module(mel_t.to(device, dtype), faces_t.to(device, dtype))
+            out = self.module(mel_t.to(device, dtype), faces_t.to(device, dtype), *cut)
         return out.float().cpu().numpy()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .rows import CUT_LEVELS, row_cut
 from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
 
 __all__ = ["IMG_SIZE", "MEL_STEP", "NUM_MELS", "Wav2Lip"]
@@ -109,14 +110,27 @@ class Wav2Lip(nn.Module):
             _Conv(80, 32, 3, 1, 1), nn.Conv2d(32, 3, kernel_size=1, stride=1, padding=0), nn.Sigmoid()
         )
 
-    def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, faces: torch.Tensor, rows_from: int = 0) -> torch.Tensor:
+        """(B, 3, 96, 96) BGR faces in [0, 1] for ``mel`` (B, 1, 80, 16) and ``faces`` (B, 6, 96, 96).
+
+        ``rows_from`` > 0: only what output rows ``rows_from`` .. 95 need is computed (the
+        decoder's last levels are cut, ``rows.row_cut``): returns rows ``first_row`` .. 95
+        (B, 3, 96 - first_row, 96), of which those from ``rows_from`` are the whole network's
+        bit for bit and the ones above are not."""
         x = self.audio_encoder(mel)  # (B, 512, 1, 1)
         skips = []
         y = faces
         for block in self.face_encoder_blocks:
             y = block(y)
             skips.append(y)
+        cut = dict(zip(CUT_LEVELS, row_cut(rows_from).starts)) if rows_from > 0 else {}
+        offset = 0  # the first row of x in the whole decoder's tensor of its size
         for block in self.face_decoder_blocks:
             x = block(x)
-            x = torch.cat((x, skips.pop()), dim=1)
+            skip = skips.pop()
+            x = torch.cat((x, skip[:, :, offset:] if offset else skip), dim=1)
+            start = cut.get(skip.shape[2])
+            if start is not None:
+                x = x[:, :, start - offset :]
+                offset = 2 * start  # the upsampling doubles the rows
         return self.output_block(x)

@@ -55,20 +55,35 @@ def model_inputs(crops_bgr: U8) -> F32:
     return faces
 
 
-def predict(generator: Callable[[F32, F32], F32] | Any, mel: F32, crops_bgr: U8, batch_size: int) -> F32:
+def predict(generator: Callable[[F32, F32], F32] | Any, mel: F32, crops_bgr: U8, batch_size: int,
+            rows_from: int = 0) -> F32:
     """Run the network over ``crops_bgr`` (B, 96, 96, 3) with ``mel`` (B, 80, 16) in batches.
 
-    Returns (B, 3, 96, 96) float32 BGR in [0, 1].
+    Returns (B, 3, 96, 96) float32 BGR in [0, 1]. ``rows_from`` > 0: rows from it on are the
+    network's, the rows above are the crops' own (see ``Wav2LipGenerator.generate``); the
+    network is asked for those rows only where its ``run_batches`` takes ``rows_from`` (it may
+    return rows ``first_row`` .. 95, ``rows.RowCut``).
     """
     if len(mel) != len(crops_bgr):
         raise ValueError(f"{len(mel)} mel windows for {len(crops_bgr)} faces")
+    rows_from = min(max(0, int(rows_from)), IMG_SIZE - 1)
     faces = model_inputs(crops_bgr)
     batches = [(mel[i : i + batch_size], faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)]
     run_batches = getattr(generator, "run_batches", None)  # a TorchGenerator runs CPU batches at once
-    parts = run_batches(batches) if run_batches is not None else [generator(m, f) for m, f in batches]
+    cut = (rows_from,) if rows_from > 0 and getattr(generator, "partial_rows", False) else ()
+    parts = run_batches(batches, *cut) if run_batches is not None else [generator(m, f, *cut) for m, f in batches]
     if not parts:
         return np.empty((0, 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
-    return np.concatenate(parts)
+    if not rows_from:
+        return np.concatenate(parts)
+    out = np.empty((len(faces), 3, IMG_SIZE, IMG_SIZE), dtype=np.float32)
+    out[:, :, :rows_from] = faces[:, 3:, :rows_from]  # the crops, unmasked
+    start = 0
+    for part in parts:
+        first = IMG_SIZE - part.shape[2]  # the first row the network computed
+        out[start : start + len(part), :, rows_from:] = part[:, :, rows_from - first :]
+        start += len(part)
+    return out
 
 
 def to_uint8_reference(pred: F32) -> U8:
