@@ -115,7 +115,7 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     costs = {"start-up: python + imports (fresh process)": usage.ru_utime + usage.ru_stime}
 
     from lipsync.models.wav2lip.mel import mel_windows
-    from lipsync.composite import paste_mouth
+    from lipsync.composite import first_face_row, paste_mouth
     from lipsync.models.wav2lip.preprocess import crop_faces, predict
     from lipsync.models.wav2lip.generator import load_generator
     from lipsync.engine.lipsync import LipSyncOptions, prepare_audio
@@ -137,13 +137,25 @@ def stage_costs(video: Path, audio: Path, checkpoint: Path, batch_size: int) -> 
     with openmp_threads(detector, 1):  # as the pipeline runs it beside a network on the CPU
         tracked = timed(f"detect ({detector.name}) + track", lambda: list(track_faces(iter(frames), (info.height, info.width), opts.faces, detector)))
     boxes = [face.box for _, face in tracked]
-    mel = mel_windows(prepared.features.mel, info.fps, len(frames))
-    pred = timed("network (crop + Wav2Lip)", lambda: predict(gen, mel, crop_faces(frames, boxes), batch_size))
+    mel = np.asarray(mel_windows(prepared.features.mel, info.fps, len(frames)), dtype=np.float32)
+
+    def network() -> np.ndarray:  # as the pipeline asks: per batch, only the rows the mouth paste reads
+        parts = []
+        for i in range(0, len(frames), batch_size):
+            faces = [face for _, face in tracked[i : i + batch_size]]
+            rows_from = min(first_face_row(face.box, face.landmarks, 96) for face in faces)
+            parts.append(predict(gen, mel[i : i + batch_size], crop_faces(frames[i : i + batch_size], boxes[i : i + batch_size]),
+                                 batch_size, rows_from))
+        return np.concatenate(parts)
+
+    pred = timed("network (crop + Wav2Lip)", network)
+    # The pipeline pastes into one buffer it reuses; here every pasted frame is kept for the
+    # encoder, in buffers touched beforehand (a fresh page's first write is not the paste's cost).
+    buffers = [np.ones_like(frame) for frame in frames]
 
     def composite() -> list[np.ndarray]:
-        buffers: list[np.ndarray] = []
-        for (frame, face), g in zip(tracked, pred):
-            buffers.append(paste_mouth(frame, g, face.box, face.landmarks)[0])
+        for (frame, face), g, buffer in zip(tracked, pred, buffers):
+            paste_mouth(frame, g, face.box, face.landmarks, out=buffer)
         return buffers
 
     pasted = timed("composite (mouth mask)", composite)

@@ -9,6 +9,10 @@ A ``Generator`` does the model part of a lip-sync and declares what it needs fro
 - ``generate(crops, features, batch_size, reference=False)``: crops (B, S, S, 3) uint8 **BGR** +
   features (B, …) → faces (B, 3, S, S) float32 **BGR** in [0, 1] at its native size S
   (``reference``: batched as the original code, for its exact bytes);
+- optionally ``partial_rows`` (True) with ``generate(..., rows_from=r)``: the caller reads face
+  rows r.. only (the mouth paste, ``lipsync.composite.first_face_row``); the rows above come
+  back as the crop's and the network may leave out what only they need (Wav2Lip:
+  ``lipsync.models.wav2lip.rows``). The engine asks for it only where the generator says so;
 - ``to_uint8_reference(faces)``: the original code's own float → uint8 step (the reference
   paste uses it, so ``--reference`` stays bit-exact);
 - ``device`` (a ``torch.device``, or a torch-free ``Device``) / ``dtype``, ``memory_estimate(batch_size)``, ``name``, ``family`` and

@@ -1,13 +1,16 @@
 """Which rows of the Wav2Lip decoder a caller that reads only the lower face needs (torch-free).
 
-The mouth paste reads only the generated face's rows from about the nose down (from ~44 of 96,
-``lipsync.composite.first_face_row``), yet the decoder's last three levels (24, 48 and 96 rows),
-over half of the network's arithmetic, are computed for the whole face. Their convolutions
-are local, so the rows a caller reads depend only on the rows above them within a few pixels
-per layer: ``row_cut`` says how many rows of each level can be left out. The torch module
-(``Wav2Lip.forward(..., rows_from=)``) and the OpenVINO network (``cpu.OpenVinoNetwork``) cut
-their tensors there; the rows from ``rows_from`` on are then the very numbers of the whole
-network (bit for bit in torch and OpenVINO, measured), about 1.3× faster at 44 rows.
+The mouth paste reads only the generated face's rows from about the nose down (from row ~43 of
+96 for a plain box, ``lipsync.composite.first_face_row``), yet the decoder's last three levels
+(24, 48 and 96 rows), over half of the network's arithmetic, are computed for the whole face.
+Their convolutions are local, so the rows a caller reads depend only on the rows above them
+within a few pixels per layer: ``row_cut`` says how many rows of each level can be left out. The
+torch module (``Wav2Lip.forward(..., rows_from=)``) and the OpenVINO network
+(``cpu.OpenVinoNetwork``, through ``cut_openvino_model``) cut their tensors there; the rows from
+``rows_from`` on are then the very numbers of the whole network, bit for bit (torch and
+OpenVINO; float32, bfloat16 and int8; ``tests/models/test_row_cut.py``). From row 43 the network
+alone runs 1.20× faster in every precision (``bench/bench_cpu.py``: OpenVINO float32 26.1 → 31.4
+frames/s on 2 cores).
 
 Rows are counted in the 96-row output. Working back from it, a row needs, in the level below:
 
