@@ -189,9 +189,9 @@ class ModelOptions(_Group):
     fp16: bool = setting(False, "half precision (GPU only)")
     precision: Precision = setting(
         "fast", "the network's arithmetic on a CPU: exact = float32 as trained (the reference's numbers; the command line "
-        "runs it through OpenVINO where installed, within 1e-4 of them and ~1.2x faster, except with --reference); fast = "
-        "bfloat16 (~2.5x faster where the CPU has BF16, output closer to exact than a 1-level change of the input "
-        "frames makes it); fastest = int8 (~4.7x, visibly less exact; calibrated once on the first job's faces and cached beside the "
+        "runs it through OpenVINO where installed, within 1e-4 of them and ~1.1x faster, except with --reference); fast = "
+        "bfloat16 (~2.4x faster where the CPU has BF16, output closer to exact than a 1-level change of the input "
+        "frames makes it); fastest = int8 (~4.4x, visibly less exact; calibrated once on the first job's faces and cached beside the "
         "weights). Falls back to the next one the CPU can do, with a note. Ignored on a GPU (see fp16)",
         choices=Precision, node="cpu_precision")
 
