@@ -4,7 +4,7 @@ mel windows, one per output video frame.
 The graph's length rule lives here. ``frame_count`` 0 makes the clip as long as the audio
 (ceil(duration x fps) frames; the usual choice). A frame count > 0 fixes the clip's length
 instead (connect Load Video's frame_count to keep the video's length): longer audio is cut,
-shorter audio is padded with silence (a closed mouth). Wav2Lip Generate then maps the frames
+shorter audio is padded with silence (a closed mouth). ReSync Lip-Sync Generate then maps the frames
 batch onto that length with ``length_policy``.
 """
 
@@ -63,7 +63,7 @@ class AudioToMel(io.ComfyNode):
                 "(16 kHz mono, the exact reference features); the 16 kHz voice travels along, from which MuseTalk "
                 "computes its whisper features in Generate. The lip-synced clip has one frame per window: "
                 "frame_count 0 = as long as the audio; frame_count > 0 = exactly that many frames (the audio "
-                "is cut, or padded with silence). Wav2Lip Generate fits the frames to that length with "
+                "is cut, or padded with silence). ReSync Lip-Sync Generate fits the frames to that length with "
                 "length_policy."
             ),
             inputs=[

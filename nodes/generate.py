@@ -1,4 +1,4 @@
-"""ReSync Wav2Lip Generate and ReSync Composite: the network's faces as a plain IMAGE batch, and
+"""ReSync Lip-Sync Generate and ReSync Composite: the network's faces as a plain IMAGE batch, and
 pasting them back.
 
 Between the two, the faces are an ordinary IMAGE batch (N, S, S, 3) at the model's size (Wav2Lip
@@ -44,7 +44,7 @@ _CHUNK_BATCHES = 4
 
 def _check_track(track: FaceTrack, images: torch.Tensor, what: str) -> None:
     if not isinstance(track, FaceTrack):
-        raise InputError(f"{what} must come from ReSync Detect Faces or ReSync Wav2Lip Generate.")
+        raise InputError(f"{what} must come from ReSync Detect Faces or ReSync Lip-Sync Generate.")
     size = (int(images.shape[1]), int(images.shape[2]))
     if tuple(track.frame_size) != size:
         raise InputError(
@@ -58,7 +58,7 @@ class Wav2LipGenerate(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="ReSyncWav2LipGenerate",
-            display_name="ReSync Wav2Lip Generate",
+            display_name="ReSync Lip-Sync Generate",
             category=category("model"),
             description=(
                 "Run the lip-sync model (Wav2Lip, or MuseTalk 1.5 from Load MuseTalk Model): for every output frame, "
@@ -163,10 +163,10 @@ class Composite(io.ComfyNode):
                 "blend mask."
             ),
             inputs=[
-                io.Image.Input("images", tooltip="The original video frames (the same batch Wav2Lip Generate got)."),
-                io.Image.Input("faces", tooltip="Generated faces from ReSync Wav2Lip Generate (either model), possibly "
+                io.Image.Input("images", tooltip="The original video frames (the same batch ReSync Lip-Sync Generate got)."),
+                io.Image.Input("faces", tooltip="Generated faces from ReSync Lip-Sync Generate (either model), possibly "
                                "upscaled/restored."),
-                FACES.Input("face_track", tooltip="The face_track output of ReSync Wav2Lip Generate."),
+                FACES.Input("face_track", tooltip="The face_track output of ReSync Lip-Sync Generate."),
                 *cls.USES.inputs(CompositeOptions, ("mode", "feather", "color_match", "blend")),
             ],
             outputs=[
@@ -192,13 +192,13 @@ class Composite(io.ComfyNode):
         if len(face_track) != faces.shape[0]:
             raise InputError(
                 f"faces has {faces.shape[0]} images but the face track {len(face_track)} entries; connect the faces "
-                "and face_track outputs of the same ReSync Wav2Lip Generate."
+                "and face_track outputs of the same ReSync Lip-Sync Generate."
             )
         sources = face_track.sources()
         if len(sources) and int(sources.max()) >= images.shape[0]:
             raise InputError(
                 f"The face track shows frame {int(sources.max())} but only {images.shape[0]} frames are connected; "
-                "connect the frames that went into ReSync Wav2Lip Generate."
+                "connect the frames that went into ReSync Lip-Sync Generate."
             )
         count, height, width = len(sources), int(images.shape[1]), int(images.shape[2])
         problem = memory_problem(count, height, width, "Use ReSync Lip-Sync Video, which streams, for clips this long.")

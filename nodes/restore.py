@@ -1,6 +1,6 @@
 """ReSync Face Restore: GFPGAN / RestoreFormer / CodeFormer (through spandrel) on generated faces.
 
-Sits between ReSync Wav2Lip Generate and ReSync Composite: it takes the generated faces as a
+Sits between ReSync Lip-Sync Generate and ReSync Composite: it takes the generated faces as a
 plain IMAGE batch (96x96, or already upscaled), redraws each at the restorer's 512x512 and gives
 them back at ``output_size``; Composite resizes them to each face box and takes only the mouth
 mask into the frame, so restoration never touches the eyes or anything outside the mask.
@@ -118,13 +118,13 @@ class FaceRestore(io.ComfyNode):
                 "Sharpen the generated faces with a face restoration model from models/facerestore_models: "
                 "GFPGAN (v1.2-1.4) or RestoreFormer, and CodeFormer when spandrel-extra-arches is installed "
                 "(CodeFormer is for non-commercial use only). Each face is restored at 512x512 and mixed with "
-                "the original by strength. Put it between ReSync Wav2Lip Generate and ReSync Composite: only "
+                "the original by strength. Put it between ReSync Lip-Sync Generate and ReSync Composite: only "
                 "the mouth mask of Composite reaches the frame."
             ),
             inputs=[
                 io.Image.Input(
                     "images",
-                    tooltip="Generated faces from ReSync Wav2Lip Generate (any size; 96x96 as it gives them).",
+                    tooltip="Generated faces from ReSync Lip-Sync Generate (any size; 96x96 as it gives them).",
                 ),
                 io.Combo.Input(
                     "model_name", options=model_names(),

@@ -1,7 +1,7 @@
 """The lip-sync nodes through execute(), with the fake host, a fake face detector and a tiny
 network standing in for Wav2Lip (same inputs and outputs, microseconds per face).
 
-The graph (Load Video -> Audio To Mel -> Detect Faces -> Wav2Lip Generate -> Composite) must
+The graph (Load Video -> Audio To Mel -> Detect Faces -> Lip-Sync Generate -> Composite) must
 give the very frames the library's streaming pipeline gives, in both compositing modes.
 """
 
@@ -225,7 +225,7 @@ def test_composite_resizes_upscaled_faces_and_leaves_the_rest_untouched(pack) ->
     frames, mask = pack.run("ReSyncComposite", images=images, faces=bigger.clamp(0, 1), face_track=track).args
     changed = (frames != images).any(dim=-1)
     assert bool(changed.any()) and not bool((changed & (mask == 0)).any())
-    with pytest.raises(pack.lib.InputError, match="same ReSync Wav2Lip Generate"):
+    with pytest.raises(pack.lib.InputError, match="same ReSync Lip-Sync Generate"):
         pack.run("ReSyncComposite", images=images, faces=bigger[:2], face_track=track)
 
 
