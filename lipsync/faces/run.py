@@ -47,10 +47,17 @@ class SquarePixelDetector:
         self.sample_aspect_ratio = sample_aspect_ratio
         self.name = detector.name
 
-    def detect(self, frame: Frame) -> list[Detection]:
+    @property
+    def full_every(self) -> int:
+        """The wrapped ``RegionDetector``'s whole-frame period (1 for any other detector)."""
+        return int(getattr(self.detector, "full_every", 1))
+
+    def detect(self, frame: Frame, whole: bool | None = None) -> list[Detection]:
+        """The faces of ``frame`` (stored pixels); ``whole`` is passed to a wrapped ``RegionDetector``."""
         view = to_square_pixels(frame, self.sample_aspect_ratio)
         sx, sy = view.shape[1] / frame.shape[1], view.shape[0] / frame.shape[0]
-        return [self._to_stored(d, sx, sy) for d in self.detector.detect(view)]
+        found = self.detector.detect(view) if whole is None else self.detector.detect(view, whole)  # type: ignore[call-arg]
+        return [self._to_stored(d, sx, sy) for d in found]
 
     @staticmethod
     def _to_stored(d: Detection, sx: float, sy: float) -> Detection:
@@ -97,9 +104,15 @@ def range_warmup(start: int, detector: FaceDetector, detect_every: int = 1,
     return max(0, start - start % period - period)
 
 
-def _regions(detector: FaceDetector, full_frame_every: int) -> RegionDetector | None:
+def _regions(detector: FaceDetector, full_frame_every: int) -> RegionDetector | SquarePixelDetector | None:
+    """``detector`` searching regions between whole-frame searches, or None where it cannot (a
+    detector that does not downscale the frame itself, or ``full_frame_every`` 1). For pixels
+    that are not square the regions are searched in the picture as displayed."""
     if isinstance(detector, RegionDetector):
         return detector
+    if isinstance(detector, SquarePixelDetector):
+        inner = _regions(detector.detector, full_frame_every)
+        return None if inner is None else SquarePixelDetector(inner, detector.sample_aspect_ratio)
     if full_frame_every > 1 and hasattr(detector, "max_side"):
         return RegionDetector(detector, full_frame_every)
     return None

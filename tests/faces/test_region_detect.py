@@ -178,3 +178,38 @@ def test_a_range_warmed_up_from_the_right_frame_detects_exactly_as_the_whole_run
         warm = range_warmup(start, backend, full_frame_every=4)
         part = list(detect_frames(frames[warm:], backend, first=warm, full_frame_every=4))
         assert part[start - warm:] == whole[start:], start
+
+
+def test_pixels_that_are_not_square_are_searched_in_regions_of_the_displayed_picture() -> None:
+    """Anamorphic video (a stored 960x720 frame shown 1280x720, sample aspect ratio 4:3): the
+    regions are searched in the displayed picture, the boxes come back in stored pixels, and a
+    range warmed up by ``range_warmup`` detects exactly as the whole run."""
+    from fractions import Fraction
+
+    from lipsync.faces.run import SquarePixelDetector, detect_frames, range_warmup
+
+    def stored(x: int) -> np.ndarray:  # a 160 px square as displayed: 120 stored pixels wide
+        frame = np.zeros((720, 960, 3), np.uint8)
+        frame[200:360, x : x + 120] = 255
+        return frame
+
+    frames = [stored(300 + 3 * i) for i in range(24)]
+    backend = BrightSquare()
+    whole = list(detect_frames(frames, SquarePixelDetector(backend, Fraction(4, 3))))
+    assert backend.shown.count((360, 640)) == 2  # the whole displayed frame at frames 0 and 20 only
+    assert len(backend.shown) < 24 // 2
+    for i, found in enumerate(whole):
+        (d,) = found
+        assert abs(d.x1 - (300 + 3 * i)) <= 2 and abs(d.x2 - (420 + 3 * i)) <= 2 and abs(d.y1 - 200) <= 2, (i, d)
+    every = list(detect_frames(frames, SquarePixelDetector(BrightSquare(), Fraction(4, 3)), full_frame_every=1))
+    for a, b in zip(whole, every):
+        assert abs(a[0].x1 - b[0].x1) <= 2 and abs(a[0].y2 - b[0].y2) <= 2
+    for start in (5, 13, 21):
+        detector = SquarePixelDetector(BrightSquare(), Fraction(4, 3))
+        warm = range_warmup(start, detector)
+        assert warm % 20 == 0 and warm <= start
+        part = list(detect_frames(frames[warm:], detector, first=warm))
+        for a, b in zip(part[start - warm :], whole[start:], strict=True):
+            (da,), (db,) = a, b
+            assert (da.x1, da.y1, da.x2, da.y2) == (db.x1, db.y1, db.x2, db.y2), start
+            np.testing.assert_array_equal(da.landmarks, db.landmarks)
