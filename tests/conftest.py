@@ -48,9 +48,18 @@ def generator(checkpoint: Path):
 
 @pytest.fixture(scope="session")
 def expected():
+    """Case A of the parity fixture (frames, 96² BGR crops ``faces96``, ``mel_chunks``, the original's ``pred``, …)."""
     import numpy as np
 
     return dict(np.load(need(FIXTURE / "case_a" / "expected.npz")))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shared checkpoint in a test folder: the converted models are cached beside it."""
+    path = tmp_path_factory.mktemp("weights") / CHECKPOINT.name
+    path.write_bytes(need(CHECKPOINT).read_bytes())
+    return path
 
 
 RAY_HOME: list[Path] = []  # the folder ray_local made, for a test that starts a Ray of its own

@@ -28,23 +28,9 @@ HAS_OPENVINO_ONLY = cpu._openvino() is not None
 CAPS = cpu.cpu_capabilities()
 
 
-@pytest.fixture(scope="module")
-def case_a() -> dict[str, np.ndarray]:
-    data = np.load(FIXTURE / "case_a" / "expected.npz")
-    return {k: data[k] for k in ("faces96", "mel_chunks", "pred")}
-
-
 @pytest.fixture(autouse=True)
 def _cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "user-cache"))
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the shared checkpoint in a test folder: the converted models are cached beside it."""
-    path = tmp_path_factory.mktemp("weights") / CHECKPOINT.name
-    path.write_bytes(CHECKPOINT.read_bytes())
-    return path
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -86,15 +72,15 @@ def test_exact_is_the_float32_torch_network() -> None:
 
 
 @pytest.mark.skipif(not HAS_OPENVINO_ONLY, reason="needs openvino")
-def test_exact_on_openvino_stays_within_1e_4_of_the_parity_fixture(case_a, weights) -> None:
+def test_exact_on_openvino_stays_within_1e_4_of_the_parity_fixture(expected, weights) -> None:
     generator = load_generator(weights, "cpu", precision="exact", exact_runtime="openvino")
     assert isinstance(generator, OpenVinoGenerator) and generator.precision == "exact" and generator.note is None
     assert generator.device.type == "cpu" and str(generator.device) == "cpu"  # no torch.device: torch stays unloaded
-    out = run(generator, case_a)
-    assert out.dtype == np.float32 and out.shape == case_a["pred"].shape
-    np.testing.assert_allclose(out, case_a["pred"], atol=1e-4, rtol=0)  # measured 1.9e-5
+    out = run(generator, expected)
+    assert out.dtype == np.float32 and out.shape == expected["pred"].shape
+    np.testing.assert_allclose(out, expected["pred"], atol=1e-4, rtol=0)  # measured 1.9e-5
     # a frame's result does not depend on its batch
-    alone = generator.generate(case_a["faces96"][5:8], case_a["mel_chunks"][5:8], 3)
+    alone = generator.generate(expected["faces96"][5:8], expected["mel_chunks"][5:8], 3)
     np.testing.assert_array_equal(alone, out[5:8])
 
 
@@ -105,13 +91,13 @@ def test_exact_falls_back_to_torch_float32_without_openvino(monkeypatch: pytest.
     assert next(generator.module.parameters()).dtype == torch.float32
 
 
-def test_a_cpu_without_bf16_falls_back_to_exact_with_a_note(monkeypatch: pytest.MonkeyPatch, case_a, weights) -> None:
+def test_a_cpu_without_bf16_falls_back_to_exact_with_a_note(monkeypatch: pytest.MonkeyPatch, expected, weights) -> None:
     monkeypatch.setattr(cpu, "cpu_capabilities", lambda core=None: set())
     for asked in ("fast", "fastest"):
         generator = load_generator(weights, "cpu", precision=asked)
         assert type(generator) is TorchGenerator
         assert generator.note is not None and "using exact" in generator.note
-    np.testing.assert_allclose(run(generator, case_a), case_a["pred"], atol=1e-4)
+    np.testing.assert_allclose(run(generator, expected), expected["pred"], atol=1e-4)
 
 
 def test_cpuinfo_flags_decide_without_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,24 +112,24 @@ def test_cpuinfo_flags_decide_without_openvino(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.skipif(not {"avx512_bf16", "amx_bf16"} & cpu._cpuinfo_flags(), reason="this CPU has no BF16")
-def test_torch_bf16_without_openvino_is_close_to_exact(monkeypatch: pytest.MonkeyPatch, case_a, weights) -> None:
+def test_torch_bf16_without_openvino_is_close_to_exact(monkeypatch: pytest.MonkeyPatch, expected, weights) -> None:
     monkeypatch.setattr(cpu, "_openvino", lambda: None)
     monkeypatch.setattr(cpu, "_cpuinfo_flags", lambda: {"avx512_bf16"})
     generator = load_generator(weights, "cpu", precision="fast")
     assert next(generator.module.parameters()).dtype == torch.bfloat16
-    out = run(generator, case_a)
-    assert out.dtype == np.float32 and out.shape == case_a["pred"].shape
-    assert psnr(out, case_a["pred"]) >= 35.0  # measured 38.5 dB
+    out = run(generator, expected)
+    assert out.dtype == np.float32 and out.shape == expected["pred"].shape
+    assert psnr(out, expected["pred"]) >= 35.0  # measured 38.5 dB
     fastest = load_generator(weights, "cpu", precision="fastest")
     assert "pip install openvino nncf" in (fastest.note or "")
 
 
-def test_batchnorm_folding_keeps_the_float32_result(case_a) -> None:
+def test_batchnorm_folding_keeps_the_float32_result(expected) -> None:
     module = load_generator(CHECKPOINT, "cpu").module
-    mel = torch.from_numpy(case_a["mel_chunks"][:4]).reshape(-1, 1, 80, 16)
+    mel = torch.from_numpy(expected["mel_chunks"][:4]).reshape(-1, 1, 80, 16)
     from lipsync.models.wav2lip.preprocess import model_inputs
 
-    faces = torch.from_numpy(model_inputs(case_a["faces96"][:4]))
+    faces = torch.from_numpy(model_inputs(expected["faces96"][:4]))
     with torch.inference_mode():
         before = module(mel, faces)
         after = cpu.fold_batchnorm(module)(mel, faces)
@@ -160,32 +146,32 @@ def yardstick(case: dict[str, np.ndarray]) -> tuple[float, float]:
 
 
 @pytest.mark.skipif(not HAS_OPENVINO or "bf16" not in CAPS, reason="needs openvino + nncf and a BF16 CPU")
-def test_fast_with_openvino_is_within_the_yardstick_of_exact(case_a, weights) -> None:
+def test_fast_with_openvino_is_within_the_yardstick_of_exact(expected, weights) -> None:
     generator = load_generator(weights, "cpu", precision="fast")
     assert isinstance(generator, OpenVinoGenerator) and generator.note is None
-    out = run(generator, case_a)
-    stick_db, stick_share = yardstick(case_a)  # measured 34.1 dB, 54 % of values > 2 levels off
-    assert psnr(out, case_a["pred"]) >= max(35.0, stick_db)  # measured 38.5 dB
-    assert off_by_more_than_2_levels(out, case_a["pred"]) <= stick_share  # measured 35 %
+    out = run(generator, expected)
+    stick_db, stick_share = yardstick(expected)  # measured 34.1 dB, 54 % of values > 2 levels off
+    assert psnr(out, expected["pred"]) >= max(35.0, stick_db)  # measured 38.5 dB
+    assert off_by_more_than_2_levels(out, expected["pred"]) <= stick_share  # measured 35 %
     # a frame's result does not depend on its batch
-    alone = generator.generate(case_a["faces96"][5:8], case_a["mel_chunks"][5:8], 3)
+    alone = generator.generate(expected["faces96"][5:8], expected["mel_chunks"][5:8], 3)
     np.testing.assert_array_equal(alone, out[5:8])
 
 
 @pytest.mark.skipif(not HAS_OPENVINO or not {"bf16", "int8"} <= CAPS, reason="needs openvino + nncf, BF16 and VNNI")
-def test_fastest_calibrates_once_and_is_cached(case_a, weights) -> None:
+def test_fastest_calibrates_once_and_is_cached(expected, weights) -> None:
     generator = load_generator(weights, "cpu", precision="fastest")
     assert isinstance(generator, OpenVinoGenerator) and not generator.ready
-    out = run(generator, case_a)  # calibrates on these faces
+    out = run(generator, expected)  # calibrates on these faces
     assert generator.ready
-    assert psnr(out, case_a["pred"]) >= 26.0  # measured 27.7 dB: below the yardstick, so not the default
+    assert psnr(out, expected["pred"]) >= 26.0  # measured 27.7 dB: below the yardstick, so not the default
     cached = sorted(p.name for p in (weights.parent / cpu.CACHE_FOLDER).iterdir())
     sha = cpu.weights_sha256(weights)[:16]
     assert [n for n in cached if n.endswith(".int8.xml")] and [n for n in cached if n.endswith(".int8.bin")]
     assert all(sha in n for n in cached) and not [n for n in cached if "lipsync-tmp" in n]
     again = load_generator(weights, "cpu", precision="fastest")
     assert again.ready  # read from the cache, no calibration
-    np.testing.assert_array_equal(run(again, case_a), out)
+    np.testing.assert_array_equal(run(again, expected), out)
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")

@@ -29,24 +29,6 @@ ROWS = (1, 20, 35, 36, 44, 49, 63, 70, 95)
 needs_checkpoint = pytest.mark.skipif(not CHECKPOINT.is_file(), reason="the shared Wav2Lip fixture is not here")
 
 
-@pytest.fixture(scope="module")
-def case_a() -> dict[str, np.ndarray]:
-    data = np.load(FIXTURE / "case_a" / "expected.npz")
-    return {k: data[k] for k in ("faces96", "mel_chunks")}
-
-
-@pytest.fixture(autouse=True)
-def _cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "user-cache"))
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / CHECKPOINT.name
-    path.write_bytes(CHECKPOINT.read_bytes())
-    return path
-
-
 def test_the_cut_keeps_what_each_row_needs() -> None:
     assert row_cut(0).starts == (0, 0, 0) and row_cut(0).first_row == 0
     for rows_from in range(96):
@@ -65,10 +47,10 @@ def test_the_cut_keeps_what_each_row_needs() -> None:
 
 
 @needs_checkpoint
-def test_torch_rows_from_are_the_whole_networks_bit_for_bit(case_a) -> None:
+def test_torch_rows_from_are_the_whole_networks_bit_for_bit(expected) -> None:
     module = build_module(read_state_dict(CHECKPOINT))
-    faces = torch.from_numpy(model_inputs(case_a["faces96"][:5]))
-    mel = torch.from_numpy(case_a["mel_chunks"][:5]).reshape(-1, 1, 80, 16)
+    faces = torch.from_numpy(model_inputs(expected["faces96"][:5]))
+    mel = torch.from_numpy(expected["mel_chunks"][:5]).reshape(-1, 1, 80, 16)
     with torch.inference_mode():
         whole = module(mel, faces)
         for rows_from in ROWS:
@@ -90,24 +72,24 @@ def _check_generator(generator: object, case: dict[str, np.ndarray]) -> None:
 
 
 @needs_checkpoint
-def test_torch_generator_leaves_out_the_rows_above(case_a) -> None:
+def test_torch_generator_leaves_out_the_rows_above(expected) -> None:
     generator = TorchGenerator(build_module(read_state_dict(CHECKPOINT)))
     assert generator.partial_rows
-    _check_generator(generator, case_a)
+    _check_generator(generator, expected)
 
 
 @needs_checkpoint
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
 @pytest.mark.parametrize("precision", ["exact", "fast", "fastest"])
-def test_openvino_generator_leaves_out_the_rows_above(case_a, weights, precision: str) -> None:
+def test_openvino_generator_leaves_out_the_rows_above(expected, weights, precision: str) -> None:
     if precision != "exact" and "bf16" not in CAPS or precision == "fastest" and ("int8" not in CAPS or not cpu._nncf_available()):
         pytest.skip("needs a BF16 CPU (fastest: VNNI and NNCF too)")
     generator = load_generator(weights, "cpu", precision=precision, exact_runtime="openvino")  # type: ignore[arg-type]
     assert isinstance(generator, OpenVinoGenerator)
     if not generator.ready:  # fastest: int8 calibrated on these faces first
-        generator.calibrate(case_a["faces96"], case_a["mel_chunks"])
+        generator.calibrate(expected["faces96"], expected["mel_chunks"])
     assert generator.partial_rows
-    _check_generator(generator, case_a)
+    _check_generator(generator, expected)
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
