@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync.models.wav2lip import cpu
+from lipsync.models.wav2lip import cpu, ir_cache
 from lipsync.models.wav2lip.generator import OpenVinoGenerator, TorchGenerator, load_generator
 
 from conftest import FIXTURE
@@ -181,7 +181,7 @@ def test_the_cache_goes_to_the_user_folder_when_the_weights_folder_is_not_writab
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"not really weights")
     (tmp_path / cpu.CACHE_FOLDER).write_text("a file where the cache folder would go")
-    cache = cpu._Cache(weights, cpu.weights_sha256(weights), "v1")
+    cache = ir_cache.IrCache(weights, cpu.weights_sha256(weights), "v1")
     param = ov.opset13.parameter([1, 2], np.float32, name="x")
     model = ov.Model([ov.opset13.relu(param)], [param], "tiny")
     stored = cache.store(model, "f32")
@@ -217,8 +217,8 @@ def test_reference_and_cluster_drivers_keep_torch_float32(weights) -> None:
 def test_the_weights_digest_is_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     hashed: list[Path] = []
-    hash_file = cpu._hash_file
-    monkeypatch.setattr(cpu, "_hash_file", lambda p: hashed.append(p) or hash_file(p))
+    hash_file = ir_cache._hash_file
+    monkeypatch.setattr(ir_cache, "_hash_file", lambda p: hashed.append(p) or hash_file(p))
     path = tmp_path / "w.pth"
     path.write_bytes(b"a" * 1000)
     want = hashlib.sha256(b"a" * 1000).hexdigest()

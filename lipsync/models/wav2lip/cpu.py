@@ -7,7 +7,7 @@ Which runtime runs which precision, found at run time:
   (``openvino.convert_model``) and compiled with ``INFERENCE_PRECISION_HINT`` bf16 (``fast``)
   or f32 (``exact``, when the caller allows it: ``load_generator(..., exact_runtime="openvino")``,
   which the command line does unless ``--reference``; within 1e-4 of torch's float32 on the
-  parity fixture, ~1.3–1.7× faster); ``fastest`` quantizes it to int8 with NNCF, calibrated on
+  parity fixture, ~1.1× faster); ``fastest`` quantizes it to int8 with NNCF, calibrated on
   real crops and mel windows (the first job's, or ``calibrate``), keeping the first and last
   layers (``INT8_KEEP``) in bf16. What the CPU can do is OpenVINO's own
   ``OPTIMIZATION_CAPABILITIES`` (BF16, INT8);
@@ -22,12 +22,9 @@ run.
 
 A precision the CPU cannot do falls back to the next one it can (fastest → fast → exact); the
 generator's ``note`` says so in one line. The converted and quantized models are cached as
-OpenVINO IR (``.xml`` + ``.bin``) in ``.resync-cache/`` beside the weights (a user cache folder
-when that folder is not writable), named by the weights' sha256 and the runtime's versions,
-written atomically (``lipsync.media.atomic``). The sha256 itself is remembered in the user cache
-folder by the file's absolute path, size and modification time (``weights_sha256``), so a start
-does not read the whole checkpoint again. A cached model is read without torch: a job that finds
-one never imports torch.
+OpenVINO IR beside the weights or in the user cache, named by the weights' sha256
+(``ir_cache``); a cached model is read without torch: a job that finds one never imports torch.
+Each compiled model can leave out the face rows its caller does not read (``rows``).
 
 Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): see the README.
 """
@@ -35,11 +32,9 @@ Measured on the shared random checkpoint (bench/bench_cpu.py, bench/quality): se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import io
-import json
 import logging
 import os
 import re
@@ -54,8 +49,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import DependencyError, ModelError
-from ...media.atomic import atomic_path
 from ...types import Precision
+from .ir_cache import CACHE_FOLDER, IrCache, user_cache_dir, weights_sha256
 from .rows import cut_openvino_model, row_cut
 from .sizes import IMG_SIZE, MEL_STEP, NUM_MELS
 
@@ -81,9 +76,6 @@ log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 Batches = Sequence[tuple[F32, F32]]
-
-CACHE_FOLDER = ".resync-cache"
-"""The folder beside the weights that holds the converted models."""
 
 INT8_KEEP = (r".*audio_encoder\..*", r".*output_block.*")
 """Layers ``fastest`` keeps in bf16 (NNCF ignored-scope patterns on OpenVINO's node names): the
@@ -220,113 +212,6 @@ def cpu_threads() -> int:
     return max(1, len(affinity(0)) if affinity is not None else (os.cpu_count() or 1))
 
 
-# --- the cache
-
-
-def user_cache_dir() -> Path:
-    """This library's folder in the user's cache (``$XDG_CACHE_HOME``, ``%LOCALAPPDATA%``, ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or str(Path.home() / ".cache")
-    return Path(base) / "resync-lipsync"
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _digest_record(path: Path) -> Path:
-    """Where the digest of ``path`` (absolute) is remembered: one small JSON file per weights file."""
-    key = hashlib.sha256(os.fsencode(path)).hexdigest()[:32]
-    return user_cache_dir() / "sha256" / f"{key}.json"
-
-
-def weights_sha256(path: str | os.PathLike[str], remember: bool = True) -> str:
-    """The sha256 of a file (hex).
-
-    Hashing reads the whole file (a published Wav2Lip checkpoint is 416 MB: ~0.5 s of a start
-    here, more from a cold disk), so with ``remember`` the digest is kept in the user cache
-    folder (``sha256/``, written atomically) under the file's absolute path, size and
-    modification time (ns), and read back while all three match: a replaced or touched file
-    is hashed again. Where that folder cannot be written, the file is hashed every time."""
-    file = Path(path).absolute()
-    if not remember:
-        return _hash_file(file)
-    stat = file.stat()
-    key = {"path": os.fsdecode(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    record = _digest_record(file)
-    try:
-        known = json.loads(record.read_text(encoding="utf-8"))
-        if isinstance(known, dict) and all(known.get(k) == v for k, v in key.items()):
-            sha = known.get("sha256")
-            if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
-                return sha
-    except (OSError, ValueError):
-        pass
-    sha = _hash_file(file)
-    if file.stat().st_mtime_ns == stat.st_mtime_ns:  # not changed while it was read
-        try:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(record) as temp:
-                temp.write_text(json.dumps({**key, "sha256": sha}), encoding="utf-8")
-        except OSError:
-            pass  # a read-only cache: hashed again next time
-    return sha
-
-
-def _save_ir(model: Any, xml: Path) -> Path:
-    """Write ``model`` as ``xml`` + its ``.bin``, atomically: the ``.bin`` lands first, so an
-    ``.xml`` under the final name always has its complete weights."""
-    ov = _openvino()
-    assert ov is not None
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(xml) as temp_xml:
-        temp_bin = temp_xml.with_suffix(".bin")
-        try:
-            ov.save_model(model, str(temp_xml), compress_to_fp16=False)
-            os.replace(temp_bin, xml.with_suffix(".bin"))
-        finally:
-            temp_bin.unlink(missing_ok=True)
-    return xml
-
-
-def _marked_read_only(folder: Path) -> bool:
-    """Whether ``folder`` exists without any write permission bit (a shared, read-only folder)."""
-    try:
-        return not (folder.stat().st_mode & 0o222)
-    except OSError:
-        return False
-
-
-class _Cache:
-    """Where the IR files of one checkpoint live: ``<weights dir>/.resync-cache``, else the user's cache."""
-
-    def __init__(self, weights: Path, sha256: str, versions: str) -> None:
-        self.stem = f"{weights.stem}.{sha256[:16]}.{versions}"
-        self.folders = [weights.parent / CACHE_FOLDER, user_cache_dir() / "openvino"]
-
-    def find(self, kind: str) -> Path | None:
-        for folder in self.folders:
-            xml = folder / f"{self.stem}.{kind}.xml"
-            if xml.is_file() and xml.with_suffix(".bin").is_file():
-                return xml
-        return None
-
-    def store(self, model: Any, kind: str) -> Path | None:
-        """Save ``model``; None when no folder is writable (it then lives in memory only). A
-        folder marked read-only is left alone even where the user could write it (root)."""
-        for folder in self.folders:
-            if _marked_read_only(folder.parent):
-                continue
-            try:
-                return _save_ir(model, folder / f"{self.stem}.{kind}.xml")
-            except OSError:
-                continue
-        return None
-
-
 # --- OpenVINO
 
 
@@ -376,12 +261,12 @@ class OpenVinoNetwork:
         self._lock = threading.Lock()
         self.streams = max(1, int(streams))
         self._threads = None if threads is None else max(self.streams, int(threads))
-        self._cache: dict[str, _Cache] = {}
+        self._cache: dict[str, IrCache] = {}
         if weights is not None:
             sha = weights_sha256(weights)
-            self._cache["f32"] = _Cache(Path(weights), sha, _versions(ov, False))
+            self._cache["f32"] = IrCache(Path(weights), sha, _versions(ov, False))
             if precision == "fastest":
-                self._cache["int8"] = _Cache(Path(weights), sha, _versions(ov, True))
+                self._cache["int8"] = IrCache(Path(weights), sha, _versions(ov, True))
         self._queue: Any = None
         self.partial_rows = False
         """Whether ``run_batches`` can leave out the rows above ``rows_from`` (``rows.cut_openvino_model``)."""

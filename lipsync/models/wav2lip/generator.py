@@ -128,7 +128,7 @@ class Wav2LipGenerator:
         ``rows_from``: the first row of the faces the caller reads (0: all). Rows from it on are
         the network's, bit for bit as in whole faces; the rows above are the crops' own pixels
         (BGR in [0, 1]), and a network that can (``partial_rows``) leaves out what only they need:
-        the mouth paste reads from about row 44 (``lipsync.composite.first_face_row``), which
+        the mouth paste reads from about row 43 (``lipsync.composite.first_face_row``), which
         saves about a fifth of the network's work (``rows.RowCut``)."""
         return predict(self, np.asarray(features, dtype=np.float32), crops_bgr, batch_size, rows_from)
 
