@@ -3,6 +3,13 @@ with the network (torch, PyAV and the detectors release the GIL while they compu
 
 Both helpers keep a small bounded queue, so memory stays flat, and hand errors back to the
 caller's thread: an exception in the worker is raised where the caller next touches the stage.
+
+Stopping waits at most ``STOP_WAIT_S`` for a worker. A Ctrl-C (KeyboardInterrupt) can land in
+the caller's thread just after it took a queue's lock and before the ``with`` block that would
+release it (Python's ``with lock:`` is not safe against asynchronous exceptions): the lock then
+stays held, and a worker waiting for it never runs again. Seen in CI as a command line that
+hung after Ctrl-C (py-spy: both threads waiting for the consumer queue's lock). Such a worker is
+a daemon thread that will never touch its stage again, so it is left behind and the job ends.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ T = TypeVar("T")
 
 _DONE = object()
 _POLL_S = 0.1
+STOP_WAIT_S = 10.0
+"""How long stopping waits for a worker to end (it finishes the item in hand first)."""
 
 
 class _Failure:
@@ -67,7 +76,7 @@ def prefetch(source: Iterator[T], depth: int = 8) -> Iterator[T]:
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        worker.join()
+        worker.join(STOP_WAIT_S)
 
 
 class BackgroundConsumer(Generic[T]):
@@ -86,8 +95,11 @@ class BackgroundConsumer(Generic[T]):
         self._thread.start()
 
     def _work(self) -> None:
-        while True:
-            item = self._items.get()
+        while not self._cancelled.is_set():
+            try:
+                item = self._items.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
             if item is _DONE or self._cancelled.is_set():
                 return
             if self._error is not None:
@@ -118,14 +130,10 @@ class BackgroundConsumer(Generic[T]):
         self._raise_if_failed()
 
     def cancel(self) -> None:
+        """Stop the worker (the item in hand is finished, the queued ones dropped), without
+        touching the queue: its lock may be the one a Ctrl-C left held (see the module docstring)."""
         self._cancelled.set()
-        while True:
-            try:
-                self._items.get_nowait()
-            except queue.Empty:
-                break
-        self._items.put(_DONE)
-        self._thread.join()
+        self._thread.join(STOP_WAIT_S)
 
 
 class InlineConsumer(Generic[T]):
